@@ -1,0 +1,59 @@
+"""aiopushy: drive Python interpreters on other hosts through awaitable proxies.
+
+Nothing is installed on the far side: a small loader starts the remote interpreter and
+the rest of the remote code arrives over its standard input.
+
+>>> import aiopushy as pushy
+>>> async with pushy.connect("local:") as conn:          # doctest: +SKIP
+...     pid = await conn.modules.os.getpid()
+"""
+
+from ._connect import Connecting as Connecting
+from ._connect import connect as connect
+from ._exceptions import ConnectError as ConnectError
+from ._exceptions import ConnectionLost as ConnectionLost
+from ._exceptions import ConnectTimeout as ConnectTimeout
+from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import PushyError as PushyError
+from ._exceptions import RemoteError as RemoteError
+from ._exceptions import RemoteTraceback as RemoteTraceback
+from ._proxy import LazyRef as LazyRef
+from ._proxy import Proxy as Proxy
+from ._proxy import byref as byref
+from ._proxy import iterate as iterate
+from ._session import OutputHandler as OutputHandler
+from ._session import Session as Session
+from .transport import transports as transports
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # connecting
+    "connect",
+    "Connecting",
+    "Session",
+    "OutputHandler",
+    "transports",
+    # remote objects
+    "Proxy",
+    "LazyRef",
+    "byref",
+    "iterate",
+    # errors
+    "PushyError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteTraceback",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("aiopushy."):
+        try:
+            _obj.__module__ = "aiopushy"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -1,0 +1,153 @@
+"""``connect()``: turn a target string into a running session."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from . import _bootstrap
+from ._exceptions import ConnectTimeout
+from ._protocol.framing import DEFAULT_MAX_FRAME_SIZE
+from ._session import OutputHandler, Session
+from .transport import find_popen, split_target
+
+
+class Connecting:
+    """What ``connect()`` returns: await it for a session, or use it with ``async with``."""
+
+    def __init__(self, target: str, **options: Any) -> None:
+        self._target = target
+        self._options = options
+        self._session: Session | None = None
+
+    def __await__(self) -> Generator[Any, None, Session]:
+        return open_session(self._target, **self._options).__await__()
+
+    async def __aenter__(self) -> Session:
+        self._session = await open_session(self._target, **self._options)
+        return self._session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def connect(
+    target: str,
+    python: str | Sequence[str] | None = None,
+    *,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    output: OutputHandler | None = None,
+    heartbeat_interval: float = 5.0,
+    heartbeat_timeout: float | None = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    **transport_options: Any,
+) -> Connecting:
+    """Start (or reach) a Python interpreter and return a session to drive it.
+
+    ``await connect(...)`` gives a ``Session``; ``async with connect(...) as conn:``
+    also closes it at the end of the block.
+
+    Args:
+        target: ``"transport:address"``, split at the first colon (``"local:"``,
+            ``"ssh:user@host"``, ...).
+        python: the remote interpreter: a program name or path, or an argument vector.
+            Default: the transport's choice (``sys.executable`` for ``local``).
+        timeout: seconds allowed for the whole start-up (spawn, bootstrap, handshake).
+        env: environment variables set inside the remote interpreter before any call.
+        cwd: working directory the remote interpreter changes to before any call.
+        output: ``handler(stream, data)`` for the remote's stdout/stderr; by default
+            they are written to the local ``sys.stdout``/``sys.stderr``.
+        heartbeat_interval: seconds between heartbeats.
+        heartbeat_timeout: seconds of silence after which the session is declared lost
+            (and the remote exits); default four heartbeat intervals.
+        max_frame_size: largest message accepted from the remote, in bytes.
+        **transport_options: passed to the transport's ``Popen``.
+
+    Raises:
+        ValueError: the target is malformed or names an unknown transport.
+        ConnectError: the interpreter could not be started or did not complete the
+            handshake (``ConnectTimeout`` when ``timeout`` ran out).
+    """
+    split_target(target)  # bad targets fail here, not at the first await
+    if env is not None and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise TypeError("env must map strings to strings")
+    if heartbeat_interval <= 0:
+        raise ValueError("heartbeat_interval must be positive")
+    return Connecting(
+        target,
+        python=python,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+        output=output,
+        heartbeat_interval=heartbeat_interval,
+        heartbeat_timeout=heartbeat_timeout,
+        max_frame_size=max_frame_size,
+        transport_options=transport_options,
+    )
+
+
+def _python_argv(python: str | Sequence[str] | None, popen: Any) -> list[str]:
+    if python is None:
+        module = inspect.getmodule(popen)
+        python = getattr(module, "DEFAULT_PYTHON", None) or "python3"
+    if isinstance(python, str):
+        return [python]
+    argv = list(python)
+    if not argv or not all(isinstance(a, str) for a in argv):
+        raise TypeError("python must be a string or a non-empty sequence of strings")
+    return argv
+
+
+async def open_session(
+    target: str,
+    *,
+    python: str | Sequence[str] | None,
+    timeout: float | None,
+    env: Mapping[str, str] | None,
+    cwd: str | None,
+    output: OutputHandler | None,
+    heartbeat_interval: float,
+    heartbeat_timeout: float | None,
+    max_frame_size: int,
+    transport_options: dict[str, Any],
+) -> Session:
+    """Start the transport and the session; the body of ``connect()``."""
+    name, address = split_target(target)
+    popen = find_popen(name)
+    command = _bootstrap.command(_python_argv(python, popen))
+    session: Session | None = None
+    try:
+        with anyio.fail_after(timeout):
+            transport = await popen(command, address, **transport_options)
+            session = Session(
+                target,
+                transport,
+                output=output,
+                heartbeat_interval=heartbeat_interval,
+                heartbeat_timeout=heartbeat_timeout or 4 * heartbeat_interval,
+                max_frame_size=max_frame_size,
+            )
+            await session._start(env, cwd)
+    except BaseException as exc:
+        if session is not None:
+            await session.close()
+        if isinstance(exc, TimeoutError) and not isinstance(exc, ConnectTimeout):
+            raise ConnectTimeout(
+                f"{target}: start-up did not finish within {timeout} s",
+                target=target,
+                stderr=session.stderr_tail if session else "",
+            ) from exc
+        raise
+    return session
+
+
+__all__ = ["Connecting", "connect"]

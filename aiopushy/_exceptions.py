@@ -1,0 +1,103 @@
+"""Every exception aiopushy raises, in one hierarchy rooted at ``PushyError``.
+
+* ``ConnectError`` -- a session could not be started (the transport failed, the remote
+  interpreter did not start, the handshake failed or timed out).
+* ``ConnectionLost`` -- an established session ended: the remote died, stopped answering
+  heartbeats, or the session was closed while a call was pending.
+* ``ProtocolError`` -- the peer sent bytes that break the protocol; the session is closed.
+* ``RemoteError`` -- remote code raised an exception with no builtin counterpart.
+
+Builtin exceptions raised by remote code (``ZeroDivisionError``, ``KeyError``, ...) are
+re-raised as themselves; their ``remote_traceback`` attribute and their ``__cause__`` (a
+``RemoteTraceback``) carry the remote traceback text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PushyError(Exception):
+    """Base class of every aiopushy error."""
+
+
+class ConnectError(PushyError):
+    """A session could not be established.
+
+    Attributes:
+        target: the ``transport:address`` string, when known.
+        stderr: the tail of the remote's standard error, when there was one.
+    """
+
+    def __init__(self, message: str, *, target: str = "", stderr: str = "") -> None:
+        if stderr:
+            message = f"{message}\n--- remote stderr ---\n{stderr.rstrip()}"
+        super().__init__(message)
+        self.target = target
+        self.stderr = stderr
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """Start-up (spawn, bootstrap and handshake) did not finish within ``timeout``."""
+
+
+class ConnectionLost(PushyError):
+    """The session ended while, or before, a call was waiting for its answer.
+
+    Attributes:
+        stderr: the tail of the remote's standard error, when there was one.
+    """
+
+    def __init__(self, message: str, *, stderr: str = "") -> None:
+        if stderr:
+            message = f"{message}\n--- remote stderr ---\n{stderr.rstrip()}"
+        super().__init__(message)
+        self.stderr = stderr
+
+
+class ProtocolError(PushyError):
+    """The peer broke the protocol (malformed, oversized or forbidden data)."""
+
+
+class RemoteTraceback(Exception):
+    """Carries the remote traceback text as the ``__cause__`` of a re-raised exception."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"\n\nRemote traceback:\n{self.text}"
+
+
+class RemoteError(PushyError):
+    """Remote code raised an exception that has no builtin counterpart here.
+
+    Attributes:
+        remote_type: the remote exception's type as ``module.QualName``.
+        remote_message: ``str()`` of the remote exception.
+        remote_traceback: the remote traceback, formatted.
+        remote_args: the exception's ``args`` (values, or proxies for remote objects).
+        remote_exception: a proxy for the remote exception object itself, so that its
+            attributes can be awaited (``await err.remote_exception.returncode``).
+    """
+
+    def __init__(
+        self,
+        remote_type: str,
+        remote_message: str,
+        remote_traceback: str,
+        remote_args: tuple[Any, ...] = (),
+        remote_exception: Any = None,
+    ) -> None:
+        super().__init__(f"{remote_type}: {remote_message}")
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        self.remote_args = remote_args
+        self.remote_exception = remote_exception
+
+    def __str__(self) -> str:
+        return f"{self.remote_type}: {self.remote_message}\n\nRemote traceback:\n" + (
+            self.remote_traceback
+        )

@@ -1,0 +1,36 @@
+"""How an exception travels: the tuple both ends send in an ``ERROR`` frame."""
+
+import traceback
+from typing import Any, Tuple
+
+
+def exception_info(exc: BaseException) -> Tuple[Any, ...]:
+    """``(module, qualname, args, message, traceback text, the exception itself)``.
+
+    The exception object travels by reference (it is no plain value), so the receiver
+    can still reach its attributes.
+    """
+    kind = type(exc)
+    text = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<unprintable {kind.__name__}>"
+    args = exc.args if type(exc.args) is tuple else ()
+    return (kind.__module__, kind.__qualname__, args, message, text, exc)
+
+
+def parse_exception_info(info: Any) -> Tuple[str, str, Tuple[Any, ...], str, str, Any]:
+    """Validate a received ``exception_info`` tuple; ``ValueError`` if it is malformed."""
+    if type(info) is not tuple or len(info) != 6:
+        raise ValueError("malformed exception information")
+    module, name, args, message, text, obj = info
+    if not (
+        type(module) is str
+        and type(name) is str
+        and type(args) is tuple
+        and type(message) is str
+        and type(text) is str
+    ):
+        raise ValueError("malformed exception information")
+    return module, name, args, message, text, obj

@@ -1,0 +1,98 @@
+"""Length-prefixed frames, with a sans-I/O incremental decoder.
+
+A frame is ``!IBI`` -- body length, message kind, request id -- followed by the body::
+
+    +-----------+------+------------+----------------+
+    | length u32| kind | request u32| body (length)  |
+    +-----------+------+------------+----------------+
+
+``length`` counts only the body. Frames longer than the decoder's ``max_frame_size`` are
+rejected as soon as their header arrives, before any body byte is buffered.
+"""
+
+import struct
+from typing import List, NamedTuple, Optional
+
+HEADER = struct.Struct("!IBI")
+HEADER_SIZE = HEADER.size
+DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024
+MAX_REQUEST_ID = 0xFFFFFFFF
+
+
+class FrameError(Exception):
+    """Raised for bytes that cannot be a frame of this protocol."""
+
+
+class Frame(NamedTuple):
+    """One decoded frame."""
+
+    kind: int
+    request_id: int
+    body: bytes
+
+
+def encode_frame(kind: int, request_id: int, body: bytes = b"") -> bytes:
+    """Return the wire form of one frame."""
+    return HEADER.pack(len(body), kind, request_id) + body
+
+
+class FrameDecoder:
+    """Incremental frame decoder: feed bytes in, take frames out.
+
+    ``receive_data`` buffers bytes; ``next_frame`` returns a frame once one is complete,
+    or ``None`` when more bytes are needed. It never blocks and never reads anything.
+    """
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        self.max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        # Consumed bytes stay in the buffer until they are half of it, so that a burst of
+        # small frames costs one compaction instead of one memmove per frame.
+        self._pos = 0
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes read from the peer."""
+        if self._pos and self._pos * 2 >= len(self._buffer):
+            del self._buffer[: self._pos]
+            self._pos = 0
+        self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes have not yet been returned as frames."""
+        return len(self._buffer) - self._pos
+
+    def next_frame(self) -> Optional[Frame]:
+        """Return the next complete frame, or ``None`` if more data is needed.
+
+        Raises:
+            FrameError: the header announces a body over ``max_frame_size``.
+        """
+        buf = self._buffer
+        pos = self._pos
+        if len(buf) - pos < HEADER_SIZE:
+            return None
+        length, kind, request_id = HEADER.unpack_from(buf, pos)
+        if length > self.max_frame_size:
+            raise FrameError(
+                f"frame of {length} bytes exceeds the limit of {self.max_frame_size}"
+            )
+        end = pos + HEADER_SIZE + length
+        if len(buf) < end:
+            return None
+        body = bytes(buf[pos + HEADER_SIZE : end])
+        if end == len(buf):
+            buf.clear()
+            self._pos = 0
+        else:
+            self._pos = end
+        return Frame(kind, request_id, body)
+
+    def frames(self) -> List[Frame]:
+        """Return every complete frame buffered so far."""
+        out = []
+        while True:
+            frame = self.next_frame()
+            if frame is None:
+                return out
+            out.append(frame)

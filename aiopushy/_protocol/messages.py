@@ -1,0 +1,93 @@
+"""Message kinds (the frame's ``kind`` byte), request operations and reference kinds.
+
+Every code is defined here once; both ends dispatch on these numbers through tables.
+
+Conversation rules:
+
+* The remote speaks first after the bootstrap: ``HELLO`` with its facts, then waits for
+  ``SETUP`` (settings the controller wants applied before any user code runs), answered by
+  ``RESULT`` or ``ERROR`` under the same request id.
+* Either side may then send ``REQUEST`` frames with request ids it allocates itself; the
+  other side answers each with exactly one ``RESULT`` or ``ERROR`` carrying that id. A
+  request id names a request of the side that did *not* send the answer.
+* ``RELEASE`` tells the owner of exported objects that the peer dropped its proxies.
+* ``PING`` is answered by ``PONG``; any frame counts as a sign of life.
+* ``OUTPUT`` carries raw bytes the remote wrote to its standard output or error.
+"""
+
+# Frame kinds.
+HELLO = 1
+SETUP = 2
+REQUEST = 3
+RESULT = 4
+ERROR = 5
+RELEASE = 6
+PING = 7
+PONG = 8
+OUTPUT = 9
+
+FRAME_KIND_NAMES = {
+    HELLO: "HELLO",
+    SETUP: "SETUP",
+    REQUEST: "REQUEST",
+    RESULT: "RESULT",
+    ERROR: "ERROR",
+    RELEASE: "RELEASE",
+    PING: "PING",
+    PONG: "PONG",
+    OUTPUT: "OUTPUT",
+}
+
+# Request operations: a REQUEST body is ``(op, args)``.
+OP_EVALUATE = 1  # (expression, by_reference) -> value
+OP_EVAL = 2  # (source_or_code, globals, locals) -> (value, globals, locals)
+OP_EXECUTE = 3  # same as OP_EVAL, for statements
+OP_COMPILE = 4  # (source, filename, mode) -> code object
+OP_DEFINE = 5  # (source, name) -> the function defined by source
+OP_ITER_START = 6  # (expression, batch) -> (iterator or None, items)
+OP_ITER_NEXT = 7  # (iterator, batch) -> (iterator or None, items)
+OP_ENTER = 8  # (expression) -> (context manager, value of __enter__)
+OP_CALL = 9  # (callable, args, kwargs) -> value  (remote -> controller callbacks)
+OP_READ_FILE = 10  # (path, offset, size) -> bytes
+OP_WRITE_FILE = 11  # (path, offset, data, truncate) -> None
+
+# Output streams in OUTPUT frames: first byte of the body.
+STDOUT = 1
+STDERR = 2
+
+# Reference kinds: what a ``Ref`` placeholder names.
+REF_SENDER = 1  # (REF_SENDER, oid, type name): an object that lives with the sender
+REF_RECEIVER = 2  # (REF_RECEIVER, oid): an object the receiver exported earlier
+REF_EXPRESSION = 3  # (REF_EXPRESSION, root, ops): a lazy expression, controller -> remote
+REF_MODULES = 4  # (REF_MODULES,): the remote's module namespace (``conn.modules``)
+
+# Expression operations: each item of an expression's ``ops`` tuple.
+EX_GETATTR = 1  # (EX_GETATTR, name)
+EX_CALL = 2  # (EX_CALL, args, kwargs)
+EX_GETITEM = 3  # (EX_GETITEM, key)
+EX_BINARY = 4  # (EX_BINARY, operator name, other)
+EX_RBINARY = 5  # (EX_RBINARY, operator name, other): ``other <op> value``
+EX_UNARY = 6  # (EX_UNARY, operator name)
+
+BINARY_OPERATORS = frozenset(
+    {
+        "add",
+        "sub",
+        "mul",
+        "truediv",
+        "floordiv",
+        "mod",
+        "pow",
+        "lshift",
+        "rshift",
+        "and_",
+        "or_",
+        "xor",
+        "matmul",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+    }
+)
+UNARY_OPERATORS = frozenset({"neg", "pos", "invert", "abs"})

@@ -1,0 +1,397 @@
+"""Proxies for remote objects and lazy references that build remote expressions.
+
+Attribute access, calls, ``[]`` and arithmetic on ``conn.modules`` or on a ``Proxy`` do
+not talk to the remote: they return a ``LazyRef`` holding a root and a tuple of steps.
+Awaiting it sends the whole expression in one request; the remote evaluates it and
+returns the value (plain data) or a ``Proxy`` (anything else). A ``LazyRef`` passed as an
+argument inside another expression is evaluated remotely in the same round trip.
+
+Both classes keep Python's identity semantics for ``==`` and ``hash()``, and refuse
+``bool()``, ``len()`` and ``iter()``, which cannot be answered without a round trip.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Generator
+from typing import TYPE_CHECKING, Any
+
+from ._protocol import messages as m
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+#: Items fetched per round trip by ``async for``.
+DEFAULT_BATCH = 64
+
+# Dunder names that __getattr__ turns into remote attribute reads. Every other dunder, and
+# the hooks notebooks and libraries probe with getattr(obj, name, None), raise
+# AttributeError so that such probes do not mistake a proxy for something it is not.
+_REMOTE_DUNDERS = frozenset(
+    {
+        "__name__",
+        "__qualname__",
+        "__module__",
+        "__file__",
+        "__path__",
+        "__version__",
+        "__all__",
+        "__dict__",
+        "__setitem__",
+        "__delitem__",
+        "__contains__",
+        "__len__",
+        "__enter__",
+        "__exit__",
+        "__next__",
+        "__setattr__",
+        "__delattr__",
+    }
+)
+_PROBED_PREFIXES = ("_repr_", "_ipython_", "_pushy_", "_asyncio_")
+
+
+class _ModulesRoot:
+    """Marker for the root of ``conn.modules`` expressions."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "modules"
+
+
+MODULES = _ModulesRoot()
+
+
+class RemoteNode:
+    """What ``Proxy`` and ``LazyRef`` share: building expressions, and the refusals."""
+
+    __slots__ = ()
+    _pushy_session: Session
+
+    def _pushy_derive(self, step: tuple[Any, ...]) -> LazyRef:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> LazyRef:
+        if name.startswith(_PROBED_PREFIXES) or (
+            name.startswith("__") and name.endswith("__") and name not in _REMOTE_DUNDERS
+        ):
+            raise AttributeError(name)
+        return self._pushy_derive((m.EX_GETATTR, name))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> LazyRef:
+        return self._pushy_derive((m.EX_CALL, args, kwargs))
+
+    def __getitem__(self, key: Any) -> LazyRef:
+        return self._pushy_derive((m.EX_GETITEM, key))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError(
+            "item assignment on a remote object needs a round trip: "
+            "await proxy.__setitem__(key, value)"
+        )
+
+    def __delitem__(self, key: Any) -> None:
+        raise TypeError(
+            "item deletion on a remote object needs a round trip: await proxy.__delitem__(key)"
+        )
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the truth of {self!r} is only known remotely: await it first "
+            "(or await conn.modules.builtins.bool(...))"
+        )
+
+    def __iter__(self) -> Any:
+        raise TypeError(f"{self!r} is remote: use 'async for', not 'for'")
+
+    def __contains__(self, item: Any) -> bool:
+        raise TypeError(f"{self!r} is remote: await proxy.__contains__(item)")
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return RemoteIterator(self)
+
+    async def __aenter__(self) -> Any:
+        manager, value = await self._pushy_session._request(m.OP_ENTER, (self,))
+        self._pushy_session._entered_managers.setdefault(id(self), []).append(manager)
+        return value
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        session = self._pushy_session
+        stack = session._entered_managers[id(self)]
+        manager = stack.pop()
+        if not stack:
+            del session._entered_managers[id(self)]
+        args: tuple[Any, ...] = (None, None, None)
+        if exc is not None:
+            args = session._remote_exception_args(exc)
+        return bool(await manager.__exit__(*args))
+
+    def _binary(self, name: str, other: Any) -> LazyRef:
+        return self._pushy_derive((m.EX_BINARY, name, other))
+
+    def _reflected(self, name: str, other: Any) -> LazyRef:
+        return self._pushy_derive((m.EX_RBINARY, name, other))
+
+    def __add__(self, other: Any) -> LazyRef:
+        return self._binary("add", other)
+
+    def __radd__(self, other: Any) -> LazyRef:
+        return self._reflected("add", other)
+
+    def __sub__(self, other: Any) -> LazyRef:
+        return self._binary("sub", other)
+
+    def __rsub__(self, other: Any) -> LazyRef:
+        return self._reflected("sub", other)
+
+    def __mul__(self, other: Any) -> LazyRef:
+        return self._binary("mul", other)
+
+    def __rmul__(self, other: Any) -> LazyRef:
+        return self._reflected("mul", other)
+
+    def __truediv__(self, other: Any) -> LazyRef:
+        return self._binary("truediv", other)
+
+    def __rtruediv__(self, other: Any) -> LazyRef:
+        return self._reflected("truediv", other)
+
+    def __floordiv__(self, other: Any) -> LazyRef:
+        return self._binary("floordiv", other)
+
+    def __rfloordiv__(self, other: Any) -> LazyRef:
+        return self._reflected("floordiv", other)
+
+    def __mod__(self, other: Any) -> LazyRef:
+        return self._binary("mod", other)
+
+    def __rmod__(self, other: Any) -> LazyRef:
+        return self._reflected("mod", other)
+
+    def __pow__(self, other: Any) -> LazyRef:
+        return self._binary("pow", other)
+
+    def __rpow__(self, other: Any) -> LazyRef:
+        return self._reflected("pow", other)
+
+    def __lshift__(self, other: Any) -> LazyRef:
+        return self._binary("lshift", other)
+
+    def __rlshift__(self, other: Any) -> LazyRef:
+        return self._reflected("lshift", other)
+
+    def __rshift__(self, other: Any) -> LazyRef:
+        return self._binary("rshift", other)
+
+    def __rrshift__(self, other: Any) -> LazyRef:
+        return self._reflected("rshift", other)
+
+    def __and__(self, other: Any) -> LazyRef:
+        return self._binary("and_", other)
+
+    def __rand__(self, other: Any) -> LazyRef:
+        return self._reflected("and_", other)
+
+    def __or__(self, other: Any) -> LazyRef:
+        return self._binary("or_", other)
+
+    def __ror__(self, other: Any) -> LazyRef:
+        return self._reflected("or_", other)
+
+    def __xor__(self, other: Any) -> LazyRef:
+        return self._binary("xor", other)
+
+    def __rxor__(self, other: Any) -> LazyRef:
+        return self._reflected("xor", other)
+
+    def __matmul__(self, other: Any) -> LazyRef:
+        return self._binary("matmul", other)
+
+    def __rmatmul__(self, other: Any) -> LazyRef:
+        return self._reflected("matmul", other)
+
+    def __lt__(self, other: Any) -> LazyRef:
+        return self._binary("lt", other)
+
+    def __le__(self, other: Any) -> LazyRef:
+        return self._binary("le", other)
+
+    def __gt__(self, other: Any) -> LazyRef:
+        return self._binary("gt", other)
+
+    def __ge__(self, other: Any) -> LazyRef:
+        return self._binary("ge", other)
+
+    def __neg__(self) -> LazyRef:
+        return self._pushy_derive((m.EX_UNARY, "neg"))
+
+    def __pos__(self) -> LazyRef:
+        return self._pushy_derive((m.EX_UNARY, "pos"))
+
+    def __invert__(self) -> LazyRef:
+        return self._pushy_derive((m.EX_UNARY, "invert"))
+
+    def __abs__(self) -> LazyRef:
+        return self._pushy_derive((m.EX_UNARY, "abs"))
+
+    # Identity semantics, stated explicitly because the comparisons above are remote.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class Proxy(RemoteNode):
+    """A reference to one remote object, alive while this proxy is.
+
+    Awaiting a proxy gives the proxy itself, so ``await x`` works whether ``x`` is a
+    proxy or a lazy reference. Dropping the last reference to it tells the remote (in a
+    batch) that the object may be freed there.
+    """
+
+    __slots__ = ("__weakref__", "_pushy_oid", "_pushy_session", "_pushy_type")
+
+    def __init__(self, session: Session, oid: int, type_name: str) -> None:
+        self._pushy_session = session
+        self._pushy_oid = oid
+        self._pushy_type = type_name
+
+    def _pushy_derive(self, step: tuple[Any, ...]) -> LazyRef:
+        return LazyRef(self._pushy_session, self, (step,))
+
+    def __await__(self) -> Generator[Any, None, Proxy]:
+        return self
+        yield  # pragma: no cover - makes this a generator
+
+    def __repr__(self) -> str:
+        return f"<aiopushy.Proxy {self._pushy_type} #{self._pushy_oid} on {self._pushy_session}>"
+
+
+class LazyRef(RemoteNode):
+    """A remote expression not evaluated yet: await it to evaluate it in one round trip.
+
+    A lazy *call* dropped without being awaited (or used inside another expression)
+    emits a ``RuntimeWarning``, like a coroutine that was never awaited.
+    """
+
+    __slots__ = ("_pushy_ops", "_pushy_root", "_pushy_session", "_pushy_used")
+
+    def __init__(self, session: Session, root: Any, ops: tuple[tuple[Any, ...], ...]) -> None:
+        self._pushy_session = session
+        self._pushy_root = root
+        self._pushy_ops = ops
+        self._pushy_used = False
+
+    def _pushy_derive(self, step: tuple[Any, ...]) -> LazyRef:
+        self._pushy_used = True
+        return LazyRef(self._pushy_session, self._pushy_root, (*self._pushy_ops, step))
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        self._pushy_used = True
+        return self._pushy_session._request(m.OP_EVALUATE, (self, False)).__await__()
+
+    def __del__(self) -> None:
+        try:
+            if not self._pushy_used and self._pushy_ops[-1][0] == m.EX_CALL:
+                warnings.warn(
+                    f"remote call {self!r} was never awaited", RuntimeWarning, stacklevel=1
+                )
+        except (AttributeError, IndexError):
+            pass
+
+    def __repr__(self) -> str:
+        return f"<aiopushy.LazyRef {describe(self._pushy_root, self._pushy_ops)}>"
+
+
+def describe(root: Any, ops: tuple[tuple[Any, ...], ...]) -> str:
+    """A readable rendering of an expression, for ``repr``."""
+    text = repr(root) if root is MODULES else f"<{root._pushy_type} #{root._pushy_oid}>"
+    for step in ops:
+        kind = step[0]
+        if kind == m.EX_GETATTR:
+            text += f".{step[1]}"
+        elif kind == m.EX_CALL:
+            text += "(...)" if step[1] or step[2] else "()"
+        elif kind == m.EX_GETITEM:
+            text += "[...]"
+        elif kind == m.EX_UNARY:
+            text = f"{step[1]}({text})"
+        else:
+            text = f"({text} {step[1]} ...)"
+    return text
+
+
+def mark_used(value: Any) -> None:
+    """Note that a lazy reference was consumed (sent inside another request)."""
+    if type(value) is LazyRef:
+        value._pushy_used = True
+
+
+class RemoteIterator:
+    """``async for`` over a remote iterable, fetching ``batch`` items per round trip."""
+
+    def __init__(self, node: RemoteNode, batch: int = DEFAULT_BATCH) -> None:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        self._node: RemoteNode | None = node
+        self._iterator: Any = None
+        self._items: list[Any] = []
+        self._batch = batch
+
+    def __aiter__(self) -> RemoteIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        while not self._items:
+            if self._node is not None:
+                node, self._node = self._node, None
+                mark_used(node)
+                request = (m.OP_ITER_START, (node, self._batch))
+                session = node._pushy_session
+            elif self._iterator is not None:
+                session = self._iterator._pushy_session
+                request = (m.OP_ITER_NEXT, (self._iterator, self._batch))
+            else:
+                raise StopAsyncIteration
+            self._iterator, items = await session._request(*request)
+            self._items = list(reversed(items))
+        return self._items.pop()
+
+
+def iterate(node: RemoteNode, batch: int = DEFAULT_BATCH) -> RemoteIterator:
+    """``async for`` over a remote iterable with a chosen batch size.
+
+    ``batch=1`` streams items one round trip each, for iterables that produce slowly.
+    """
+    return RemoteIterator(node, batch)
+
+
+class _ByReference:
+    """An expression whose value must come back as a proxy even if it is plain data."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: RemoteNode) -> None:
+        self.node = node
+
+    def __await__(self) -> Generator[Any, None, Proxy]:
+        mark_used(self.node)
+        session = self.node._pushy_session
+        return session._request(m.OP_EVALUATE, (self.node, True)).__await__()  # type: ignore[no-any-return]
+
+
+def byref(node: RemoteNode) -> _ByReference:
+    """Await ``byref(expr)`` to hold the result by reference, as a ``Proxy``.
+
+    Plain data (lists, dicts, ...) normally comes back as a copy; ``await
+    byref(conn.modules.sys.path)`` instead gives a proxy for the remote list itself, so
+    ``await path.append(x)`` changes it.
+    """
+    if not isinstance(node, RemoteNode):
+        raise TypeError(f"byref() takes a proxy or lazy reference, not {type(node).__name__}")
+    return _ByReference(node)

@@ -1,0 +1,45 @@
+"""Blocking frame I/O over two file descriptors, shared by the remote's threads."""
+
+import os
+import threading
+import time
+from typing import Optional
+
+from .._protocol.framing import Frame, FrameDecoder, encode_frame
+
+READ_SIZE = 256 * 1024
+
+
+class Channel:
+    """Frames in from ``fd_in``, frames out to ``fd_out``.
+
+    Reading is not locked here: the peer's leader/follower scheme guarantees one reader
+    at a time. Writing is locked so that frames from many threads never interleave.
+    """
+
+    def __init__(self, fd_in: int, fd_out: int, max_frame_size: int) -> None:
+        self.fd_in = fd_in
+        self.fd_out = fd_out
+        self._decoder = FrameDecoder(max_frame_size)
+        self._write_lock = threading.Lock()
+        self.last_received = time.monotonic()
+
+    def read_frame(self) -> Optional[Frame]:
+        """The next frame, or ``None`` at end of input."""
+        while True:
+            frame = self._decoder.next_frame()
+            if frame is not None:
+                return frame
+            data = os.read(self.fd_in, READ_SIZE)
+            if not data:
+                return None
+            self.last_received = time.monotonic()
+            self._decoder.receive_data(data)
+
+    def send(self, kind: int, request_id: int, body: bytes = b"") -> None:
+        """Write one whole frame."""
+        data = memoryview(encode_frame(kind, request_id, body))
+        with self._write_lock:
+            while data:
+                written = os.write(self.fd_out, data)
+                data = data[written:]

@@ -1,0 +1,109 @@
+"""Entry point of the remote interpreter, called by the bootstrap once the code is loaded.
+
+Start-up: move the protocol off file descriptors 0 and 1 (so that user code and child
+processes can neither read our input nor corrupt our output), say ``HELLO``, apply the
+controller's ``SETUP``, then serve until input closes or heartbeats stop. On the way out
+the process group gets ``SIGHUP``, as a closing terminal or SSH session would give it.
+"""
+
+import os
+import platform
+import signal
+import sys
+import time
+from typing import Any, Dict
+
+from .. import _protocol
+from .._protocol import codec
+from .._protocol import messages as m
+from .._protocol.framing import DEFAULT_MAX_FRAME_SIZE
+from .channel import Channel
+from .output import FrameTextWriter, forward_fd
+from .._protocol.errors import exception_info
+from .peer import Peer
+
+
+def hello() -> Dict[str, Any]:
+    """Facts about this interpreter for the controller's handshake."""
+    return {
+        "protocol": _protocol.PROTOCOL_VERSION,
+        "pid": os.getpid(),
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "implementation": sys.implementation.name,
+        "platform": sys.platform,
+        "executable": sys.executable,
+        "hostname": platform.node(),
+    }
+
+
+def apply_setup(settings: Dict[str, Any]) -> None:
+    """Apply the controller's session settings (environment, working directory)."""
+    env = settings.get("env")
+    if env:
+        os.environ.update(env)
+    cwd = settings.get("cwd")
+    if cwd:
+        os.chdir(cwd)
+
+
+def take_standard_streams() -> "tuple[int, int, int]":
+    """Keep private copies of fds 0 and 1; point 0 at ``/dev/null`` and 1 at a pipe.
+
+    Returns the protocol input fd, the protocol output fd and the read end of the pipe
+    that now receives whatever is written to fd 1 (by child processes, say).
+    """
+    fd_in = os.dup(0)
+    fd_out = os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 1)
+    os.close(write_end)
+    return fd_in, fd_out, read_end
+
+
+def hang_up() -> None:
+    """Send SIGHUP to our process group, as a terminal or SSH session closing would."""
+    if not hasattr(os, "killpg"):
+        return
+    try:
+        if os.getpgrp() != os.getpid():
+            return
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        os.killpg(os.getpgrp(), signal.SIGHUP)
+    except (OSError, ValueError):
+        pass
+
+
+def main(max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    """Serve the controller on stdin/stdout, then exit the process."""
+    try:
+        os.setsid()  # lead our own session and process group, like an SSH session does
+    except (AttributeError, OSError):
+        pass
+    fd_in, fd_out, stdout_pipe = take_standard_streams()
+    channel = Channel(fd_in, fd_out, max_frame_size)
+    peer = Peer(channel)
+    channel.send(m.HELLO, 0, codec.encode_values(hello()))
+    frame = channel.read_frame()
+    if frame is None or frame.kind != m.SETUP:
+        os._exit(2)
+    settings = codec.decode_values(frame.body)
+    try:
+        apply_setup(settings)
+    except Exception as exc:
+        channel.send(m.ERROR, frame.request_id, peer.encode(exception_info(exc)))
+        os._exit(2)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    sys.stdout = FrameTextWriter(peer.send_output, m.STDOUT, 1)
+    sys.stderr = FrameTextWriter(peer.send_output, m.STDERR, 2)
+    forward_fd(stdout_pipe, peer.send_output, m.STDOUT)
+    channel.send(m.RESULT, frame.request_id, codec.encode_values(None))
+    peer.start()
+    timeout = settings.get("heartbeat_timeout")
+    while not peer.stopped.wait(0.25):
+        if timeout and time.monotonic() - channel.last_received > timeout:
+            peer.stop("no heartbeat from the controller")
+    hang_up()
+    os._exit(0)

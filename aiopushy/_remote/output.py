@@ -1,0 +1,64 @@
+"""The remote's standard output and error, carried to the controller as OUTPUT frames."""
+
+import io
+import os
+import threading
+from typing import Callable
+
+Send = Callable[[int, bytes], None]
+
+
+class FrameBinaryWriter(io.RawIOBase):
+    """A binary stream whose writes become OUTPUT frames (``sys.stdout.buffer``)."""
+
+    def __init__(self, send: Send, stream: int, fd: int) -> None:
+        super().__init__()
+        self._send = send
+        self._stream = stream
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: "bytes | bytearray | memoryview") -> int:  # type: ignore[override]
+        payload = bytes(data)
+        if payload:
+            self._send(self._stream, payload)
+        return len(payload)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return False
+
+
+class FrameTextWriter(io.TextIOWrapper):
+    """``sys.stdout``/``sys.stderr`` replacement: every write is sent at once, in order."""
+
+    def __init__(self, send: Send, stream: int, fd: int) -> None:
+        super().__init__(
+            FrameBinaryWriter(send, stream, fd),  # type: ignore[arg-type]
+            encoding="utf-8",
+            errors="backslashreplace",
+            line_buffering=True,
+            write_through=True,
+        )
+
+
+def forward_fd(fd: int, send: Send, stream: int) -> threading.Thread:
+    """Start a thread that sends whatever is written to the pipe ``fd`` as OUTPUT frames."""
+
+    def pump() -> None:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            send(stream, data)
+
+    thread = threading.Thread(target=pump, name="aiopushy-output", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,234 @@
+"""The remote peer: serves the controller's requests on a pool of threads.
+
+Threads take turns as the *leader* (leader/follower): the leader reads frames, handles
+the cheap ones (results of our own requests, releases, pings) itself, and on a request
+hands leadership to an idle follower before running it. A request therefore starts on
+the thread that read it, with no queue in between, while another thread keeps reading:
+long calls never stop the pump, and callbacks to the controller can nest freely.
+"""
+
+import builtins
+import itertools
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .._protocol import codec
+from .._protocol import messages as m
+from .._protocol.errors import exception_info, parse_exception_info
+from .._protocol.framing import Frame
+from .._protocol.references import References
+from .channel import Channel
+from .operations import MODULES, Operations, evaluate
+
+MAX_SPARE_THREADS = 4
+
+
+class PeerProxy:
+    """A controller object as the remote sees it: callable, nothing more.
+
+    Calling it runs the controller's callable (plain or ``async def``) and returns its
+    result; the calling thread blocks while other requests keep being served.
+    """
+
+    __slots__ = ("__weakref__", "_peer", "_oid", "_type_name")
+
+    def __init__(self, peer: "Peer", oid: int, type_name: str) -> None:
+        self._peer = peer
+        self._oid = oid
+        self._type_name = type_name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._peer.call(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<aiopushy proxy for controller {self._type_name} #{self._oid}>"
+
+
+class RemoteError(Exception):
+    """A controller-side exception with no builtin counterpart, seen on the remote."""
+
+
+class _Waiter:
+    __slots__ = ("event", "frame")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.frame: Optional[Frame] = None
+
+
+class Peer:
+    """One conversation with the controller over ``channel``."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
+        self.refs.resolvers[m.REF_EXPRESSION] = self._resolve_expression
+        self.refs.resolvers[m.REF_MODULES] = lambda payload: MODULES
+        self.operations = Operations(self.call)
+        self.stopped = threading.Event()
+        self.stop_reason = ""
+        self._read_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._available = 0
+        self._request_ids = itertools.count(1)
+        self._waiters: Dict[int, _Waiter] = {}
+        self._releases: List[Tuple[int, int]] = []
+        self._frame_handlers: Dict[int, Callable[[Frame], bool]] = {
+            m.REQUEST: lambda frame: True,
+            m.RESULT: self._answer,
+            m.ERROR: self._answer,
+            m.RELEASE: self._release,
+            m.PING: self._ping,
+        }
+
+    # -- references ---------------------------------------------------------------
+
+    def _make_proxy(self, oid: int, type_name: str) -> PeerProxy:
+        return PeerProxy(self, oid, type_name)
+
+    def _proxy_oid(self, obj: Any) -> Optional[int]:
+        if type(obj) is PeerProxy and obj._peer is self:
+            return obj._oid
+        return None
+
+    def _resolve_expression(self, payload: Tuple[Any, ...]) -> Any:
+        return evaluate(payload[1], payload[2])
+
+    def _queue_release(self, oid: int, count: int) -> None:
+        self._releases.append((oid, count))
+
+    def encode(self, value: Any) -> bytes:
+        return codec.encode(value, self.refs.reference)
+
+    def decode(self, body: bytes) -> Any:
+        return codec.decode(body, self.refs.resolve)
+
+    # -- sending ------------------------------------------------------------------
+
+    def send(self, kind: int, request_id: int, body: bytes = b"") -> None:
+        """Send a frame, preceded by any releases that piled up."""
+        if self._releases:
+            releases, self._releases = self._releases, []
+            self.channel.send(m.RELEASE, 0, codec.encode_values(tuple(releases)))
+        self.channel.send(kind, request_id, body)
+
+    def send_output(self, stream: int, data: bytes) -> None:
+        """Send bytes written to the remote's stdout or stderr."""
+        try:
+            self.channel.send(m.OUTPUT, stream, data)
+        except OSError:
+            self.stop("output channel closed")
+
+    # -- the thread pool ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start serving in a first worker thread."""
+        self._available = 1
+        self._spawn()
+
+    def _spawn(self) -> None:
+        threading.Thread(target=self._work, name="aiopushy-worker", daemon=True).start()
+
+    def _work(self) -> None:
+        while not self.stopped.is_set():
+            with self._read_lock:
+                frame = self._next_request()
+            if frame is None:
+                return
+            with self._pool_lock:
+                self._available -= 1
+                if self._available == 0:
+                    self._available += 1
+                    self._spawn()
+            self._serve(frame)
+            with self._pool_lock:
+                if self._available >= MAX_SPARE_THREADS:
+                    return
+                self._available += 1
+
+    def _next_request(self) -> Optional[Frame]:
+        """As leader: read until a request arrives; ``None`` when the session ends."""
+        while not self.stopped.is_set():
+            try:
+                frame = self.channel.read_frame()
+            except Exception as exc:
+                self.stop(f"bad input: {exc}")
+                return None
+            if frame is None:
+                self.stop("input closed")
+                return None
+            handler = self._frame_handlers.get(frame.kind)
+            if handler is None:
+                self.stop(f"unexpected frame kind {frame.kind}")
+                return None
+            if handler(frame):
+                return frame
+        return None
+
+    def _answer(self, frame: Frame) -> bool:
+        waiter = self._waiters.pop(frame.request_id, None)
+        if waiter is not None:
+            waiter.frame = frame
+            waiter.event.set()
+        return False
+
+    def _release(self, frame: Frame) -> bool:
+        for oid, count in codec.decode_values(frame.body):
+            self.refs.exports.release(oid, count)
+        return False
+
+    def _ping(self, frame: Frame) -> bool:
+        self.send(m.PONG, frame.request_id)
+        return False
+
+    def _serve(self, frame: Frame) -> None:
+        try:
+            op, args = self.decode(frame.body)
+            body = self.encode(self.operations.handle(op, args))
+            kind = m.RESULT
+        except BaseException as exc:
+            body = self.encode(exception_info(exc))
+            kind = m.ERROR
+        try:
+            self.send(kind, frame.request_id, body)
+        except OSError:
+            self.stop("output closed")
+
+    # -- calling the controller ---------------------------------------------------
+
+    def call(self, target: PeerProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        """Call controller object ``target``; blocks this thread until it answers."""
+        request_id = next(self._request_ids)
+        waiter = _Waiter()
+        self._waiters[request_id] = waiter
+        self.send(m.REQUEST, request_id, self.encode((m.OP_CALL, (target, args, kwargs))))
+        while not waiter.event.wait(0.5):
+            if self.stopped.is_set():
+                raise ConnectionError("the controller went away")
+        frame = waiter.frame
+        assert frame is not None
+        value = self.decode(frame.body)
+        if frame.kind == m.RESULT:
+            return value
+        raise rebuild_exception(value)
+
+    def stop(self, reason: str) -> None:
+        """End the session; the main thread then exits the process."""
+        if not self.stopped.is_set():
+            self.stop_reason = reason
+            self.stopped.set()
+
+
+def rebuild_exception(info: Any) -> BaseException:
+    """The local exception for an ``exception_info`` tuple sent by the controller."""
+    try:
+        module, name, args, message, text, _ = parse_exception_info(info)
+    except ValueError:
+        return RemoteError(f"malformed error from the controller: {info!r:.200}")
+    kind = getattr(builtins, name, None) if module == "builtins" and type(name) is str else None
+    if isinstance(kind, type) and issubclass(kind, Exception):
+        try:
+            return kind(*args)  # type: ignore[no-any-return]
+        except Exception:
+            pass
+    return RemoteError(f"{module}.{name}: {message}\n\nController traceback:\n{text}")

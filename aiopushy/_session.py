@@ -1,0 +1,521 @@
+"""The session: the one place that reads and writes frames for a remote interpreter.
+
+A session owns a transport and three tasks: the *pump* (reads frames, completes the
+futures of pending requests by request id, serves callbacks), a stderr reader (forwards
+the remote's standard error and keeps its tail for error messages) and a heartbeat.
+Requests are futures keyed by request id, so any number may be in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import collections
+import contextlib
+import itertools
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
+
+import anyio
+
+from . import _bootstrap, _filecopy
+from ._exceptions import (
+    ConnectError,
+    ConnectionLost,
+    ConnectTimeout,
+    ProtocolError,
+    RemoteError,
+    RemoteTraceback,
+)
+from ._protocol import PROTOCOL_VERSION, codec
+from ._protocol import messages as m
+from ._protocol.errors import exception_info, parse_exception_info
+from ._protocol.framing import (
+    DEFAULT_MAX_FRAME_SIZE,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+)
+from ._protocol.references import References
+from ._proxy import MODULES, LazyRef, Proxy, RemoteNode, mark_used
+from ._source import function_source
+from .transport import BaseTransport
+
+OutputHandler = Callable[[str, bytes], None]
+"""``handler(stream, data)``: ``stream`` is ``"stdout"`` or ``"stderr"``."""
+
+STDERR_TAIL = 8192
+_STREAM_NAMES = {m.STDOUT: "stdout", m.STDERR: "stderr"}
+
+# Builtin exceptions re-raised as themselves. The BaseException-only ones (SystemExit,
+# KeyboardInterrupt, GeneratorExit) and the iteration protocol's would change control
+# flow here, so they arrive as RemoteError instead.
+_REBUILT_EXCEPTIONS = {
+    name: value
+    for name, value in vars(builtins).items()
+    if isinstance(value, type)
+    and issubclass(value, Exception)
+    and value not in (StopIteration, StopAsyncIteration)
+}
+
+
+def write_output(stream: str, data: bytes) -> None:
+    """The default output handler: remote output goes to local stdout/stderr."""
+    target = sys.stderr if stream == "stderr" else sys.stdout
+    target.write(data.decode("utf-8", "replace"))
+    target.flush()
+
+
+class Session:
+    """A connection to one remote interpreter (what ``connect()`` gives you).
+
+    Attributes:
+        target: the ``"transport:address"`` string this session was made from.
+        transport: the ``BaseTransport`` carrying the session.
+        modules: lazy root of the remote's modules: ``await conn.modules.os.getpid()``.
+        info: what the remote said of itself in the handshake (``pid``, ``python``,
+            ``implementation``, ``platform``, ``executable``, ``hostname``).
+        output: the handler for the remote's stdout/stderr (settable).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        transport: BaseTransport,
+        *,
+        output: OutputHandler | None = None,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 20.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.target = target
+        self.transport = transport
+        self.output: OutputHandler = output or write_output
+        self.info: dict[str, Any] = {}
+        self.modules = LazyRef(self, MODULES, ())
+        self.modules._pushy_used = True
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_timeout = heartbeat_timeout
+        self._decoder = FrameDecoder(max_frame_size)
+        self._refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._request_ids = itertools.count(1)
+        self._releases: list[tuple[int, int]] = []
+        self._release_scheduled = False
+        self._stderr_tail: collections.deque[bytes] = collections.deque()
+        self._stderr_size = 0
+        self._stderr_done = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._error: BaseException | None = None
+        self._loop = asyncio.get_running_loop()
+        self._last_received = self._loop.time()
+        self._entered_managers: dict[int, list[Any]] = {}
+        self._frame_handlers: dict[int, Callable[[Frame], None]] = {
+            m.HELLO: self._on_hello,
+            m.RESULT: self._on_answer,
+            m.ERROR: self._on_answer,
+            m.REQUEST: self._on_request,
+            m.RELEASE: self._on_release,
+            m.PING: self._on_ping,
+            m.PONG: lambda frame: None,
+            m.OUTPUT: self._on_output,
+        }
+        self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+
+    def __repr__(self) -> str:
+        return self.target
+
+    # -- start-up -----------------------------------------------------------------
+
+    async def _start(self, env: Mapping[str, str] | None, cwd: str | None) -> None:
+        """Ship the bootstrap, then handshake; the transport has just been opened."""
+        self._spawn(self._pump(), "pump")
+        self._spawn(self._read_stderr(), "stderr")
+        settings = {
+            "env": dict(env) if env else None,
+            "cwd": cwd,
+            "heartbeat_timeout": self._heartbeat_timeout,
+        }
+        setup_id = next(self._request_ids)
+        future = self._loop.create_future()
+        self._pending[setup_id] = future
+        data = _bootstrap.payload(self._decoder.max_frame_size) + encode_frame(
+            m.SETUP, setup_id, codec.encode_values(settings)
+        )
+        try:
+            await self.transport.stdin.send(data)
+            self.info = await self._hello
+            await future
+        except (ConnectionLost, anyio.BrokenResourceError) as exc:
+            await self._drain_stderr()
+            raise ConnectError(
+                f"{self.target}: the remote interpreter did not start",
+                target=self.target,
+                stderr=self.stderr_tail,
+            ) from exc
+        except (RemoteError, OSError) as exc:
+            raise ConnectError(f"{self.target}: session setup failed: {exc}") from exc
+        finally:
+            self._pending.pop(setup_id, None)
+        self._spawn(self._heartbeat(), "heartbeat")
+
+    def _on_hello(self, frame: Frame) -> None:
+        info = codec.decode_values(frame.body)
+        if type(info) is not dict or info.get("protocol") != PROTOCOL_VERSION:
+            raise ProtocolError(f"remote speaks protocol {info!r:.100}, not {PROTOCOL_VERSION}")
+        if not self._hello.done():
+            self._hello.set_result(info)
+
+    # -- the pump -----------------------------------------------------------------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        task = self._loop.create_task(coroutine, name=f"aiopushy {name} {self.target}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self) -> None:
+        stream = self.transport.stdout
+        decoder = self._decoder
+        handlers = self._frame_handlers
+        try:
+            while True:
+                try:
+                    data = await stream.receive(262144)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    await self._drain_stderr()
+                    self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
+                    return
+                self._last_received = self._loop.time()
+                decoder.receive_data(data)
+                while (frame := decoder.next_frame()) is not None:
+                    handler = handlers.get(frame.kind)
+                    if handler is None:
+                        raise ProtocolError(f"unexpected frame kind {frame.kind}")
+                    handler(frame)
+        except (ProtocolError, FrameError, codec.DecodeError) as exc:
+            self._fail(ProtocolError(f"{self.target}: {exc}"))
+            self._kill()
+
+    def _lost_message(self) -> str:
+        code = self.transport.returncode
+        status = f" (exit status {code})" if code is not None else ""
+        return f"{self.target}: the remote interpreter went away{status}"
+
+    def _on_answer(self, frame: Frame) -> None:
+        future = self._pending.pop(frame.request_id, None)
+        value = codec.decode(frame.body, self._refs.resolve)
+        if future is None or future.done():
+            return  # the caller was cancelled; proxies in ``value`` are released
+        if frame.kind == m.ERROR:
+            future.set_exception(self._rebuild_exception(value))
+        else:
+            future.set_result(value)
+
+    def _on_request(self, frame: Frame) -> None:
+        self._spawn(self._serve_callback(frame.request_id, frame.body), "callback")
+
+    def _on_release(self, frame: Frame) -> None:
+        pairs = codec.decode_values(frame.body)
+        if type(pairs) is not tuple:
+            raise ProtocolError("malformed release")
+        try:
+            for oid, count in pairs:
+                self._refs.exports.release(oid, count)
+        except (TypeError, ValueError):
+            raise ProtocolError("malformed release") from None
+
+    def _on_ping(self, frame: Frame) -> None:
+        self._spawn(self._send(m.PONG, frame.request_id), "pong")
+
+    def _on_output(self, frame: Frame) -> None:
+        stream = _STREAM_NAMES.get(frame.request_id)
+        if stream is None:
+            raise ProtocolError(f"output for unknown stream {frame.request_id}")
+        self.output(stream, frame.body)
+
+    async def _read_stderr(self) -> None:
+        try:
+            while True:
+                data = await self.transport.stderr.receive()
+                self._stderr_tail.append(data)
+                self._stderr_size += len(data)
+                while self._stderr_size - len(self._stderr_tail[0]) >= STDERR_TAIL:
+                    self._stderr_size -= len(self._stderr_tail.popleft())
+                self.output("stderr", data)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            pass
+        finally:
+            self._stderr_done.set()
+
+    async def _drain_stderr(self) -> None:
+        with anyio.move_on_after(0.5):
+            await self._stderr_done.wait()
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last few KiB the remote wrote to its standard error, as text."""
+        return b"".join(self._stderr_tail)[-STDERR_TAIL:].decode("utf-8", "replace")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(self._heartbeat_interval)
+            silent = self._loop.time() - self._last_received
+            if silent > self._heartbeat_timeout:
+                self._fail(
+                    ConnectionLost(
+                        f"{self.target}: no answer to heartbeats for {silent:.1f} s",
+                        stderr=self.stderr_tail,
+                    )
+                )
+                self._kill()
+                return
+            await self._send(m.PING, 0)
+
+    # -- failure and closing ------------------------------------------------------
+
+    def _fail(self, error: BaseException) -> None:
+        """End the session: every pending and future request fails with ``error``."""
+        if self._error is not None:
+            return
+        self._error = error
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+        if not self._hello.done():
+            self._hello.set_exception(error)
+        self._refs.exports.clear()
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+
+    def _kill(self) -> None:
+        kill = getattr(self.transport, "kill", None)
+        if kill is not None:
+            kill()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session has ended (closed, or lost)."""
+        return self._error is not None
+
+    async def close(self) -> None:
+        """End the session and release the remote interpreter; safe to call twice.
+
+        Pending calls fail with ``ConnectionLost``. Returns within a bounded time even
+        if the remote ignores its closed input.
+        """
+        self._fail(ConnectionLost(f"{self.target}: session closed"))
+        with anyio.CancelScope(shield=True):
+            await self.transport.aclose()
+            tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=1.0)
+
+    aclose = close
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- requests -----------------------------------------------------------------
+
+    async def _send(self, kind: int, request_id: int, body: bytes = b"") -> None:
+        if self._releases:
+            await self._flush_releases()
+        try:
+            await self.transport.stdin.send(encode_frame(kind, request_id, body))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            if self._error is None:
+                await self._drain_stderr()
+                self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
+            assert self._error is not None
+            raise self._error from exc
+
+    async def _request(self, op: int, args: tuple[Any, ...]) -> Any:
+        """Send one request and wait for its answer."""
+        if self._error is not None:
+            raise self._error
+        body = codec.encode((op, args), self._reference)
+        request_id = next(self._request_ids)
+        future = self._loop.create_future()
+        self._pending[request_id] = future
+        try:
+            await self._send(m.REQUEST, request_id, body)
+            return await future
+        finally:
+            self._pending.pop(request_id, None)
+
+    # -- references ---------------------------------------------------------------
+
+    def _make_proxy(self, oid: int, type_name: str) -> Proxy:
+        return Proxy(self, oid, type_name)
+
+    def _proxy_oid(self, obj: Any) -> int | None:
+        if type(obj) is Proxy and obj._pushy_session is self:
+            return obj._pushy_oid
+        return None
+
+    def _reference(self, obj: Any) -> tuple[Any, ...]:
+        kind = type(obj)
+        if kind is LazyRef and obj._pushy_session is self:
+            mark_used(obj)
+            return (m.REF_EXPRESSION, obj._pushy_root, obj._pushy_ops)
+        if obj is MODULES:
+            return (m.REF_MODULES,)
+        if isinstance(obj, RemoteNode) and obj._pushy_session is not self:
+            raise ValueError(f"{obj!r} belongs to another session ({obj._pushy_session})")
+        return self._refs.reference(obj)
+
+    def _queue_release(self, oid: int, count: int) -> None:
+        # Called from whichever thread dropped the last reference to a proxy.
+        self._releases.append((oid, count))
+        if not self._release_scheduled and self._error is None:
+            self._release_scheduled = True
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(self._schedule_release_flush)
+
+    def _schedule_release_flush(self) -> None:
+        if self._error is None:
+            self._spawn(self._flush_releases(), "release")
+
+    async def _flush_releases(self) -> None:
+        self._release_scheduled = False
+        releases, self._releases = self._releases, []
+        if releases and self._error is None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await self.transport.stdin.send(
+                    encode_frame(m.RELEASE, 0, codec.encode_values(tuple(releases)))
+                )
+
+    # -- exceptions ---------------------------------------------------------------
+
+    def _rebuild_exception(self, info: Any) -> BaseException:
+        try:
+            module, name, args, message, text, obj = parse_exception_info(info)
+        except ValueError as exc:
+            return ProtocolError(f"{self.target}: {exc}")
+        kind = _REBUILT_EXCEPTIONS.get(name) if module == "builtins" else None
+        if kind is not None:
+            try:
+                error = kind(*args)
+            except Exception:
+                pass
+            else:
+                error.remote_traceback = text  # type: ignore[attr-defined]
+                error.__cause__ = RemoteTraceback(text)
+                return error
+        return RemoteError(f"{module}.{name}", message, text, args, obj)
+
+    def _remote_exception_args(self, exc: BaseException) -> tuple[Any, ...]:
+        """``__exit__`` arguments naming a remote equivalent of local exception ``exc``."""
+        name = type(exc).__name__ if type(exc) in _REBUILT_EXCEPTIONS.values() else "Exception"
+        remote_type = self.modules.builtins.__getattr__(name)
+        value = remote_type(*[a for a in exc.args if type(a) in codec.VALUE_TYPES])
+        return remote_type, value, None
+
+    async def _serve_callback(self, request_id: int, body: bytes) -> None:
+        try:
+            try:
+                op, (target, args, kwargs) = codec.decode(body, self._refs.resolve)
+            except (TypeError, ValueError):
+                raise ProtocolError("malformed callback request") from None
+            if op != m.OP_CALL or not callable(target) or isinstance(target, RemoteNode):
+                raise ProtocolError("the remote may only call objects it was given")
+            result = target(*args, **kwargs)
+            if isinstance(result, Awaitable):
+                result = await result
+            kind, reply = m.RESULT, codec.encode(result, self._reference)
+        except (codec.DecodeError, ProtocolError) as exc:
+            self._fail(ProtocolError(f"{self.target}: {exc}"))
+            self._kill()
+            return
+        except Exception as exc:
+            kind, reply = m.ERROR, codec.encode(exception_info(exc), self._reference)
+        with contextlib.suppress(ConnectionLost):
+            await self._send(kind, request_id, reply)
+
+
+    # -- the public API -------------------------------------------------------------
+
+    async def eval(
+        self,
+        code: str | Proxy,
+        globals: dict[str, Any] | Proxy | None = None,  # noqa: A002 - Pushy's names
+        locals: dict[str, Any] | Proxy | None = None,  # noqa: A002
+    ) -> Any:
+        """Evaluate an expression (source text or a remote code object) remotely.
+
+        With ``globals``/``locals`` left out, the session's persistent namespace is used.
+        A local ``dict`` passed as either is sent by value and updated, when the call
+        returns, with what the remote code left in it; a ``Proxy`` for a remote dict is
+        used in place.
+        """
+        return await self._run(m.OP_EVAL, code, globals, locals)
+
+    async def execute(
+        self,
+        code: str | Proxy,
+        globals: dict[str, Any] | Proxy | None = None,  # noqa: A002
+        locals: dict[str, Any] | Proxy | None = None,  # noqa: A002
+    ) -> None:
+        """Execute statements remotely; namespaces behave as in ``eval``."""
+        await self._run(m.OP_EXECUTE, code, globals, locals)
+
+    async def _run(self, op: int, code: Any, globals_: Any, locals_: Any) -> Any:
+        if not isinstance(code, str | Proxy):
+            raise TypeError(f"code must be source text or a remote code object, not {code!r}")
+        for name, namespace in (("globals", globals_), ("locals", locals_)):
+            if namespace is not None and not isinstance(namespace, dict | Proxy):
+                raise TypeError(f"{name} must be a dict or a proxy, not {namespace!r}")
+        sync = (type(globals_) is dict, type(locals_) is dict)
+        value, new_globals, new_locals = await self._request(
+            op, (code, globals_, locals_, sync)
+        )
+        for local, remote in ((globals_, new_globals), (locals_, new_locals)):
+            if type(local) is dict and type(remote) is dict:
+                local.clear()
+                local.update(remote)
+        return value
+
+    async def compile(self, source: str | Callable[..., Any], mode: str = "exec") -> Proxy:
+        """Compile remotely; returns a proxy.
+
+        ``source`` may be source text (giving a remote code object, compiled in ``mode``
+        ``"exec"``, ``"eval"`` or ``"single"``, for ``eval``/``execute``) or a local
+        function, whose source is shipped and defined in the session namespace (giving
+        the remote function, callable through the proxy).
+        """
+        if isinstance(source, str):
+            if mode not in ("exec", "eval", "single"):
+                raise ValueError(f"mode must be 'exec', 'eval' or 'single', not {mode!r}")
+            return await self._request(m.OP_COMPILE, (source, "<aiopushy>", mode))  # type: ignore[no-any-return]
+        text, name = function_source(source)
+        return await self._request(m.OP_DEFINE, (text, name))  # type: ignore[no-any-return]
+
+    async def remote_import(self, name: str) -> Proxy:
+        """Import module ``name`` remotely and return a proxy for it."""
+        module: Proxy = await self.modules[name]
+        return module
+
+    async def putfile(self, local_path: str | os.PathLike[str], remote_path: str) -> None:
+        """Copy a local file to the remote host, with the transport's means if it has one."""
+        if self.transport.native_file_copy:
+            await self.transport.putfile(os.fspath(local_path), remote_path)
+        else:
+            await _filecopy.put(self._request, os.fspath(local_path), remote_path)
+
+    async def getfile(self, remote_path: str, local_path: str | os.PathLike[str]) -> None:
+        """Copy a remote file here, with the transport's means if it has one."""
+        if self.transport.native_file_copy:
+            await self.transport.getfile(remote_path, os.fspath(local_path))
+        else:
+            await _filecopy.get(self._request, remote_path, os.fspath(local_path))

@@ -1,0 +1,123 @@
+"""Transports backed by a local child process (the ``local`` transport, native ``ssh``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+
+import anyio
+from anyio.abc import ByteReceiveStream, ByteSendStream
+
+from .._exceptions import ConnectError
+from .base import BaseTransport
+
+#: How long ``aclose`` waits for the process to exit on its own, then after SIGTERM.
+EXIT_GRACE = 2.0
+
+
+class ReaderStream(ByteReceiveStream):
+    """An ``asyncio.StreamReader`` as an anyio byte stream."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    async def receive(self, max_bytes: int = 262144) -> bytes:
+        """Bytes as soon as some are available; ``anyio.EndOfStream`` at the end."""
+        data = await self._reader.read(max_bytes)
+        if not data:
+            raise anyio.EndOfStream
+        return data
+
+    async def aclose(self) -> None:
+        """Stop reading (the process side is closed by the transport)."""
+        self._reader.feed_eof()
+
+
+class WriterStream(ByteSendStream):
+    """An ``asyncio.StreamWriter`` as an anyio byte stream.
+
+    ``send`` queues all bytes before its first suspension point, so frames written by
+    concurrent tasks never interleave.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def send(self, item: bytes) -> None:
+        """Write ``item`` and wait while the pipe's buffer is full."""
+        try:
+            self._writer.write(item)
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            raise anyio.BrokenResourceError from exc
+
+    async def aclose(self) -> None:
+        """Close the pipe (the remote sees end of input)."""
+        with contextlib.suppress(OSError, RuntimeError):
+            self._writer.close()
+
+
+class ProcessTransport(BaseTransport):
+    """A transport whose remote end is talked to through a child process's pipes."""
+
+    def __init__(self, process: asyncio.subprocess.Process, address: str) -> None:
+        assert process.stdin and process.stdout and process.stderr
+        self.process = process
+        self.address = address
+        self.stdin = WriterStream(process.stdin)
+        self.stdout = ReaderStream(process.stdout)
+        self.stderr = ReaderStream(process.stderr)
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: Sequence[str],
+        address: str,
+        env: Mapping[str, str] | None = None,
+    ) -> ProcessTransport:
+        """Start ``argv`` in a new session with piped standard streams.
+
+        Raises:
+            ConnectError: the program could not be started.
+        """
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                env=None if env is None else dict(env),
+            )
+        except OSError as exc:
+            raise ConnectError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+        return cls(process, address)
+
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit status once it has exited."""
+        return self.process.returncode
+
+    async def aclose(self) -> None:
+        """Close stdin, then wait for the child; escalate to SIGTERM and SIGKILL."""
+        await self.stdin.aclose()
+        for escalate in (None, self.process.terminate, self.process.kill):
+            if escalate is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    escalate()
+            with anyio.move_on_after(EXIT_GRACE):
+                await self.process.wait()
+                break
+        # Background jobs of the remote may hold its stderr open: never wait for the pipes'
+        # end. asyncio has no public handle on them; the subprocess transport closes all.
+        transport = getattr(self.process, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+    def kill(self) -> None:
+        """Kill the child at once (used when a session must die now)."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, 9)
