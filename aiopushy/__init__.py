@@ -52,8 +52,5 @@ __all__ = [
 for _name in __all__:
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("aiopushy."):
-        try:
-            _obj.__module__ = "aiopushy"
-        except (AttributeError, TypeError):
-            pass
+        _obj.__module__ = "aiopushy"
 del _name, _obj

@@ -111,7 +111,7 @@ async def open_session(
     target: str,
     *,
     python: str | Sequence[str] | None,
-    timeout: float | None,
+    timeout: float | None,  # noqa: ASYNC109 - applied with anyio.fail_after
     env: Mapping[str, str] | None,
     cwd: str | None,
     output: OutputHandler | None,

@@ -382,7 +382,7 @@ class _ByReference:
     def __await__(self) -> Generator[Any, None, Proxy]:
         mark_used(self.node)
         session = self.node._pushy_session
-        return session._request(m.OP_EVALUATE, (self.node, True)).__await__()  # type: ignore[no-any-return]
+        return session._request(m.OP_EVALUATE, (self.node, True)).__await__()
 
 
 def byref(node: RemoteNode) -> _ByReference:

@@ -24,7 +24,6 @@ from . import _bootstrap, _filecopy
 from ._exceptions import (
     ConnectError,
     ConnectionLost,
-    ConnectTimeout,
     ProtocolError,
     RemoteError,
     RemoteTraceback,
@@ -443,14 +442,13 @@ class Session:
         with contextlib.suppress(ConnectionLost):
             await self._send(kind, request_id, reply)
 
-
     # -- the public API -------------------------------------------------------------
 
     async def eval(
         self,
         code: str | Proxy,
-        globals: dict[str, Any] | Proxy | None = None,  # noqa: A002 - Pushy's names
-        locals: dict[str, Any] | Proxy | None = None,  # noqa: A002
+        globals: dict[str, Any] | Proxy | None = None,
+        locals: dict[str, Any] | Proxy | None = None,
     ) -> Any:
         """Evaluate an expression (source text or a remote code object) remotely.
 
@@ -464,8 +462,8 @@ class Session:
     async def execute(
         self,
         code: str | Proxy,
-        globals: dict[str, Any] | Proxy | None = None,  # noqa: A002
-        locals: dict[str, Any] | Proxy | None = None,  # noqa: A002
+        globals: dict[str, Any] | Proxy | None = None,
+        locals: dict[str, Any] | Proxy | None = None,
     ) -> None:
         """Execute statements remotely; namespaces behave as in ``eval``."""
         await self._run(m.OP_EXECUTE, code, globals, locals)
@@ -477,9 +475,7 @@ class Session:
             if namespace is not None and not isinstance(namespace, dict | Proxy):
                 raise TypeError(f"{name} must be a dict or a proxy, not {namespace!r}")
         sync = (type(globals_) is dict, type(locals_) is dict)
-        value, new_globals, new_locals = await self._request(
-            op, (code, globals_, locals_, sync)
-        )
+        value, new_globals, new_locals = await self._request(op, (code, globals_, locals_, sync))
         for local, remote in ((globals_, new_globals), (locals_, new_locals)):
             if type(local) is dict and type(remote) is dict:
                 local.clear()

@@ -28,7 +28,7 @@ def function_source(function: Callable[..., Any]) -> tuple[str, str | None]:
             f"function ({', '.join(code.co_freevars)})"
         )
     try:
-        lines, first_line = inspect.getsourcelines(function)
+        lines, _ = inspect.getsourcelines(function)
     except (OSError, TypeError) as exc:
         raise ValueError(f"cannot find the source of {function.__qualname__}: {exc}") from exc
     source = textwrap.dedent("".join(lines))

@@ -74,9 +74,7 @@ class FrameDecoder:
             return None
         length, kind, request_id = HEADER.unpack_from(buf, pos)
         if length > self.max_frame_size:
-            raise FrameError(
-                f"frame of {length} bytes exceeds the limit of {self.max_frame_size}"
-            )
+            raise FrameError(f"frame of {length} bytes exceeds the limit of {self.max_frame_size}")
         end = pos + HEADER_SIZE + length
         if len(buf) < end:
             return None
@@ -90,7 +88,7 @@ class FrameDecoder:
 
     def frames(self) -> List[Frame]:
         """Return every complete frame buffered so far."""
-        out = []
+        out: List[Frame] = []
         while True:
             frame = self.next_frame()
             if frame is None:

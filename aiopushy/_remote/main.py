@@ -6,6 +6,7 @@ controller's ``SETUP``, then serve until input closes or heartbeats stop. On the
 the process group gets ``SIGHUP``, as a closing terminal or SSH session would give it.
 """
 
+import contextlib
 import os
 import platform
 import signal
@@ -16,10 +17,10 @@ from typing import Any, Dict
 from .. import _protocol
 from .._protocol import codec
 from .._protocol import messages as m
+from .._protocol.errors import exception_info
 from .._protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from .channel import Channel
 from .output import FrameTextWriter, forward_fd
-from .._protocol.errors import exception_info
 from .peer import Peer
 
 
@@ -78,10 +79,8 @@ def hang_up() -> None:
 
 def main(max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
     """Serve the controller on stdin/stdout, then exit the process."""
-    try:
-        os.setsid()  # lead our own session and process group, like an SSH session does
-    except (AttributeError, OSError):
-        pass
+    with contextlib.suppress(AttributeError, OSError):
+        os.setsid()  # lead our own session and process group, as an SSH session does
     fd_in, fd_out, stdout_pipe = take_standard_streams()
     channel = Channel(fd_in, fd_out, max_frame_size)
     peer = Peer(channel)

@@ -11,7 +11,7 @@ import itertools
 import operator
 import os
 import types
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, Optional, Tuple
 
 from .._protocol import messages as m
 from .._protocol.references import ByReference
@@ -152,7 +152,7 @@ class Operations:
         finally:
             os.close(fd)
 
-    TABLE: Dict[int, Callable[..., Any]] = {
+    TABLE: ClassVar[Dict[int, Callable[..., Any]]] = {
         m.OP_EVALUATE: evaluate,
         m.OP_EVAL: eval,
         m.OP_EXECUTE: execute,

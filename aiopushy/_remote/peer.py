@@ -30,7 +30,7 @@ class PeerProxy:
     result; the calling thread blocks while other requests keep being served.
     """
 
-    __slots__ = ("__weakref__", "_peer", "_oid", "_type_name")
+    __slots__ = ("__weakref__", "_oid", "_peer", "_type_name")
 
     def __init__(self, peer: "Peer", oid: int, type_name: str) -> None:
         self._peer = peer
@@ -228,7 +228,7 @@ def rebuild_exception(info: Any) -> BaseException:
     kind = getattr(builtins, name, None) if module == "builtins" and type(name) is str else None
     if isinstance(kind, type) and issubclass(kind, Exception):
         try:
-            return kind(*args)  # type: ignore[no-any-return]
+            return kind(*args)
         except Exception:
             pass
     return RemoteError(f"{module}.{name}: {message}\n\nController traceback:\n{text}")

@@ -30,7 +30,7 @@ class LocalTransport(ProcessTransport):
         await anyio.to_thread.run_sync(shutil.copyfile, local_path, remote_path)
 
 
-async def Popen(command: Sequence[str], address: str = "", **kwargs: Any) -> LocalTransport:  # noqa: N802 - the seed's name
+async def Popen(command: Sequence[str], address: str = "", **kwargs: Any) -> LocalTransport:
     """Start ``command`` on this host; the ``local`` transport's entry point.
 
     Args:

@@ -1,0 +1,7 @@
+"""``python -m aiopushy``: the same program as the ``aiopushy`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
