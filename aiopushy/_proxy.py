@@ -26,20 +26,15 @@ DEFAULT_BATCH = 64
 
 # Dunder names that __getattr__ turns into remote attribute reads. Every other dunder, and
 # the hooks notebooks and libraries probe with getattr(obj, name, None), raise
-# AttributeError so that such probes do not mistake a proxy for something it is not.
+# AttributeError so that such probes do not mistake a proxy for something it is not
+# (anyio reads __module__ and __qualname__ of callables, functools.wraps reads __dict__).
 _REMOTE_DUNDERS = frozenset(
     {
         "__name__",
-        "__qualname__",
-        "__module__",
         "__file__",
         "__path__",
         "__version__",
         "__all__",
-        "__dict__",
-        "__setitem__",
-        "__delitem__",
-        "__contains__",
         "__len__",
         "__enter__",
         "__exit__",
@@ -88,12 +83,13 @@ class RemoteNode:
     def __setitem__(self, key: Any, value: Any) -> None:
         raise TypeError(
             "item assignment on a remote object needs a round trip: "
-            "await proxy.__setitem__(key, value)"
+            "await conn.modules.operator.setitem(proxy, key, value)"
         )
 
     def __delitem__(self, key: Any) -> None:
         raise TypeError(
-            "item deletion on a remote object needs a round trip: await proxy.__delitem__(key)"
+            "item deletion on a remote object needs a round trip: "
+            "await conn.modules.operator.delitem(proxy, key)"
         )
 
     def __bool__(self) -> bool:
@@ -106,7 +102,7 @@ class RemoteNode:
         raise TypeError(f"{self!r} is remote: use 'async for', not 'for'")
 
     def __contains__(self, item: Any) -> bool:
-        raise TypeError(f"{self!r} is remote: await proxy.__contains__(item)")
+        raise TypeError(f"{self!r} is remote: await conn.modules.operator.contains(proxy, item)")
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return RemoteIterator(self)
@@ -336,6 +332,7 @@ class RemoteIterator:
     """``async for`` over a remote iterable, fetching ``batch`` items per round trip."""
 
     def __init__(self, node: RemoteNode, batch: int = DEFAULT_BATCH) -> None:
+        mark_used(node)
         if batch < 1:
             raise ValueError("batch must be at least 1")
         self._node: RemoteNode | None = node
@@ -350,7 +347,6 @@ class RemoteIterator:
         while not self._items:
             if self._node is not None:
                 node, self._node = self._node, None
-                mark_used(node)
                 request = (m.OP_ITER_START, (node, self._batch))
                 session = node._pushy_session
             elif self._iterator is not None:

@@ -497,6 +497,19 @@ class Session:
         text, name = function_source(source)
         return await self._request(m.OP_DEFINE, (text, name))  # type: ignore[no-any-return]
 
+    def statistics(self) -> dict[str, int]:
+        """Local counts: objects exported to the remote, proxies held, pending requests."""
+        return {
+            "exported": len(self._refs.exports),
+            "proxies": len(self._refs.imports),
+            "pending": len(self._pending),
+        }
+
+    async def remote_statistics(self) -> dict[str, int]:
+        """The remote's counts: objects it exported to us, proxies it holds, its threads."""
+        counts: dict[str, int] = await self._request(m.OP_STATISTICS, ())
+        return counts
+
     async def remote_import(self, name: str) -> Proxy:
         """Import module ``name`` remotely and return a proxy for it."""
         module: Proxy = await self.modules[name]

@@ -50,6 +50,7 @@ OP_ENTER = 8  # (expression) -> (context manager, value of __enter__)
 OP_CALL = 9  # (callable, args, kwargs) -> value  (remote -> controller callbacks)
 OP_READ_FILE = 10  # (path, offset, size) -> bytes
 OP_WRITE_FILE = 11  # (path, offset, data, truncate) -> None
+OP_STATISTICS = 12  # () -> {name: count}
 
 # Output streams in OUTPUT frames: first byte of the body.
 STDOUT = 1

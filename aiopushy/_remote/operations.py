@@ -90,9 +90,9 @@ def evaluate(root: Any, ops: Tuple[Tuple[Any, ...], ...]) -> Any:
 class Operations:
     """Request handlers, dispatched by operation code through ``TABLE``."""
 
-    def __init__(self, call_peer: Callable[[Any, Any, Any], Any]) -> None:
+    def __init__(self, statistics: Callable[[], Dict[str, int]]) -> None:
         self.namespace: Dict[str, Any] = {"__name__": "__aiopushy__", "__builtins__": builtins}
-        self.call_peer = call_peer
+        self.statistics = statistics
 
     def evaluate(self, value: Any, by_reference: bool) -> Any:
         return ByReference(value) if by_reference else value
@@ -163,6 +163,7 @@ class Operations:
         m.OP_ENTER: enter,
         m.OP_READ_FILE: read_file,
         m.OP_WRITE_FILE: write_file,
+        m.OP_STATISTICS: lambda self: self.statistics(),
     }
 
     def handle(self, op: Any, args: Any) -> Any:

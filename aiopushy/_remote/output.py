@@ -34,7 +34,11 @@ class FrameBinaryWriter(io.RawIOBase):
 
 
 class FrameTextWriter(io.TextIOWrapper):
-    """``sys.stdout``/``sys.stderr`` replacement: every write is sent at once, in order."""
+    """``sys.stdout``/``sys.stderr`` replacement, line-buffered into OUTPUT frames.
+
+    The peer flushes both before it answers a request, so output always arrives before
+    the result of the call that printed it.
+    """
 
     def __init__(self, send: Send, stream: int, fd: int) -> None:
         super().__init__(
@@ -42,7 +46,6 @@ class FrameTextWriter(io.TextIOWrapper):
             encoding="utf-8",
             errors="backslashreplace",
             line_buffering=True,
-            write_through=True,
         )
 
 

@@ -8,7 +8,9 @@ long calls never stop the pump, and callbacks to the controller can nest freely.
 """
 
 import builtins
+import contextlib
 import itertools
+import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -64,7 +66,7 @@ class Peer:
         self.refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
         self.refs.resolvers[m.REF_EXPRESSION] = self._resolve_expression
         self.refs.resolvers[m.REF_MODULES] = lambda payload: MODULES
-        self.operations = Operations(self.call)
+        self.operations = Operations(self.statistics)
         self.stopped = threading.Event()
         self.stop_reason = ""
         self._read_lock = threading.Lock()
@@ -189,6 +191,7 @@ class Peer:
         except BaseException as exc:
             body = self.encode(exception_info(exc))
             kind = m.ERROR
+        flush_standard_streams()
         try:
             self.send(kind, frame.request_id, body)
         except OSError:
@@ -212,11 +215,27 @@ class Peer:
             return value
         raise rebuild_exception(value)
 
+    def statistics(self) -> Dict[str, int]:
+        """Counts for diagnostics: exported objects, proxies held, threads."""
+        return {
+            "exported": len(self.refs.exports),
+            "proxies": len(self.refs.imports),
+            "threads": threading.active_count(),
+            "pending_callbacks": len(self._waiters),
+        }
+
     def stop(self, reason: str) -> None:
         """End the session; the main thread then exits the process."""
         if not self.stopped.is_set():
             self.stop_reason = reason
             self.stopped.set()
+
+
+def flush_standard_streams() -> None:
+    """Send what remote code printed without a newline yet."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def rebuild_exception(info: Any) -> BaseException:

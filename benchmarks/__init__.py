@@ -1,0 +1,12 @@
+"""Benchmarks for aiopushy: ``python -m benchmarks [--quick] [--json PATH] [--python PATH]``.
+
+One run measures aiopushy next to raw asyncio baselines over the same kind of subprocess
+pipes, alternating the systems round by round, and prints a Markdown table:
+
+* round trip: ``await conn.modules.os.getpid()`` against a raw asyncio ping-pong with a
+  stdlib echo loop (target: at most 1.3 times the ping-pong);
+* start-up: ``await aiopushy.connect("local:")`` against ``python -S -c pass``
+  (target: at most twice as long).
+
+Speed is only ever measured here, never asserted in tests.
+"""

@@ -1,0 +1,43 @@
+"""Shared fixtures: the asyncio backend, and sessions on every remote interpreter we test.
+
+The behaviour suite runs with the remote on the controller's own Python and on Debian's
+``pypy3`` (Python 3.9), which stands for the oldest interpreters the remote code supports.
+Without ``pypy3`` the PyPy runs are skipped locally, but fail in CI (``CI`` set).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+import aiopushy as pushy
+
+PYPY = shutil.which("pypy3")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["cpython", "pypy"], scope="session")
+def remote_python(request: pytest.FixtureRequest) -> str:
+    """The remote interpreter: the controller's own Python, then PyPy 3.9."""
+    if request.param == "cpython":
+        return sys.executable
+    if PYPY is None:
+        if os.environ.get("CI"):
+            pytest.fail("pypy3 is required in CI (apt-get install pypy3)")
+        pytest.skip("pypy3 is not installed")
+    return PYPY
+
+
+@pytest.fixture
+async def conn(remote_python: str, anyio_backend: str) -> AsyncIterator[pushy.Session]:
+    """A session on a local remote interpreter, closed after the test."""
+    async with pushy.connect("local:", python=remote_python, timeout=30) as session:
+        yield session
