@@ -155,8 +155,12 @@ class Session:
                 target=self.target,
                 stderr=self.stderr_tail,
             ) from exc
+        except ProtocolError as exc:
+            raise ConnectError(f"{exc}", target=self.target) from exc
         except (RemoteError, OSError) as exc:
-            raise ConnectError(f"{self.target}: session setup failed: {exc}") from exc
+            raise ConnectError(
+                f"{self.target}: session setup failed: {exc}", target=self.target
+            ) from exc
         finally:
             self._pending.pop(setup_id, None)
         self._spawn(self._heartbeat(), "heartbeat")

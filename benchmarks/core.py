@@ -8,8 +8,10 @@ Two phases, each measuring its systems alternately (A B A B ... rounds) in the s
   the mean time of one round trip over a batch of sequential round trips.
 * start-up: ``python -S -c pass`` and ``python -c pass`` spawned and awaited
   (``baseline_startup``), and ``await aiopushy.connect("local:")`` (``aiopushy_connect``),
-  timed until it returns and, on the same session, until the first call has returned.
-  Closing the session is not timed.
+  timed until it returns and, on the same session, until the first call has returned;
+  also, for information, connect with ``python=[python, "-S"]`` (no ``site`` import on
+  the remote), to tell aiopushy's own start-up cost from the interpreter's. Closing the
+  session is not timed.
 
 Every child is started as aiopushy starts its remote: ``asyncio.create_subprocess_exec``
 with stdin, stdout and stderr piped and ``start_new_session=True``.
@@ -509,18 +511,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
     print(header(args.python, settings), flush=True)
+    status = 0
     try:
         results = asyncio.run(run(args.python, settings))
-    except (OSError, aiopushy.PushyError, BenchmarkError, asyncio.TimeoutError) as exc:
+    except (
+        OSError,
+        EOFError,  # asyncio.IncompleteReadError: the echo child went away
+        aiopushy.PushyError,
+        BenchmarkError,
+        asyncio.TimeoutError,
+    ) as exc:
         print(f"benchmarks: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print()
-    print(table(results))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(results, out, indent=2)
-            out.write("\n")
+        status = 1
+    else:
+        print()
+        print(table(results), flush=True)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as out:
+                json.dump(results, out, indent=2)
+                out.write("\n")
     if children := leftover_children():
         print(f"benchmarks: child processes left behind: {children}", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    return status

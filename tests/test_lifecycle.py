@@ -1,0 +1,246 @@
+"""Start-up, failure and shutdown: no hang, no orphan, clear errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+import aiopushy as pushy
+
+pytestmark = pytest.mark.anyio
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie left for an init that does not reap counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def _wait_until(predicate: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        await anyio.sleep(0.05)
+    return bool(predicate())  # type: ignore[operator]
+
+
+async def test_unknown_transport_lists_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown transport 'nosuch'.*local"):
+        await pushy.connect("nosuch:host")
+    with pytest.raises(ValueError, match="transport:address"):
+        pushy.connect("local")
+
+
+async def test_missing_interpreter_is_a_connect_error() -> None:
+    with pytest.raises(pushy.ConnectError, match="cannot start"):
+        await pushy.connect("local:", python="/no/such/python")
+
+
+async def test_interpreter_that_fails_reports_its_stderr() -> None:
+    python = [sys.executable, "-c", "import sys; sys.stderr.write('boom happened'); sys.exit(1)"]
+    with pytest.raises(pushy.ConnectError) as info:
+        await pushy.connect("local:", python=python)
+    assert "boom happened" in str(info.value)
+    assert "boom happened" in info.value.stderr
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _alive(int(entry)):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+async def test_connect_timeout_kills_the_process() -> None:
+    marker = f"aiopushy-timeout-marker-{os.getpid()}"
+    python = [sys.executable, "-c", "import time; time.sleep(30)", marker]
+    start = time.monotonic()
+    with pytest.raises(pushy.ConnectTimeout) as info:
+        await pushy.connect("local:", python=python, timeout=0.5)
+    assert isinstance(info.value, TimeoutError)
+    assert isinstance(info.value, pushy.ConnectError)
+    assert time.monotonic() - start < 10
+    assert await _wait_until(lambda: not _processes_with(marker), 5)
+
+
+async def test_remote_death_fails_pending_calls_promptly(conn: pushy.Session) -> None:
+    pid = conn.info["pid"]
+    errors: list[BaseException] = []
+
+    async def pending() -> None:
+        try:
+            await conn.modules.time.sleep(30)
+        except pushy.ConnectionLost as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(pending)
+        await anyio.sleep(0.2)
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+    assert len(errors) == 3
+    assert time.monotonic() - killed_at < 2.0
+    assert conn.closed
+    with pytest.raises(pushy.ConnectionLost):
+        await conn.eval("1")
+
+
+async def test_connection_lost_carries_stderr_tail(conn: pushy.Session) -> None:
+    with pytest.raises(pushy.ConnectionLost) as info:
+        await conn.execute("import os; os.write(2, b'last words before dying\\n'); os._exit(7)")
+    assert "last words before dying" in str(info.value)
+    assert "exit status 7" in str(info.value)
+
+
+async def test_heartbeat_detects_a_frozen_remote(remote_python: str) -> None:
+    conn = await pushy.connect(
+        "local:", python=remote_python, heartbeat_interval=0.2, heartbeat_timeout=1.0
+    )
+    try:
+        pid = conn.info["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(pushy.ConnectionLost, match="heartbeat"):
+            with anyio.fail_after(10):
+                await conn.eval("1")
+    finally:
+        with anyio.fail_after(10):
+            await conn.close()
+    assert await _wait_until(lambda: not _alive(pid), 5)
+
+
+async def test_remote_exits_when_heartbeats_stop(remote_python: str) -> None:
+    conn = await pushy.connect(
+        "local:", python=remote_python, heartbeat_interval=0.2, heartbeat_timeout=1.0
+    )
+    try:
+        pid = conn.info["pid"]
+        for task in list(conn._tasks):
+            if "heartbeat" in task.get_name():
+                task.cancel()  # fault injection: the controller falls silent
+        assert await _wait_until(lambda: conn.closed, 10)
+        assert await _wait_until(lambda: not _alive(pid), 5)
+        with pytest.raises(pushy.ConnectionLost):
+            await conn.eval("1")
+    finally:
+        await conn.close()
+
+
+async def test_remote_exits_when_its_input_closes(conn: pushy.Session) -> None:
+    pid = conn.info["pid"]
+    await conn.transport.stdin.aclose()
+    assert await _wait_until(lambda: conn.closed, 5)
+    assert await _wait_until(lambda: not _alive(pid), 5)
+
+
+async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
+    remote_python: str,
+) -> None:
+    async with pushy.connect("local:", python=remote_python) as conn:
+        plain = await conn.eval("__import__('subprocess').Popen(['sleep', '60']).pid")
+        nohup = await conn.eval("__import__('subprocess').Popen(['nohup', 'sleep', '61']).pid")
+        daemon = await conn.eval(
+            "__import__('subprocess').Popen(['sleep', '62'], start_new_session=True).pid"
+        )
+        remote_pid = conn.info["pid"]
+    try:
+        assert await _wait_until(lambda: not _alive(remote_pid), 5)
+        assert await _wait_until(lambda: not _alive(plain), 5)
+        assert _alive(nohup)
+        assert _alive(daemon)
+    finally:
+        for pid in (plain, nohup, daemon):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+async def test_close_is_bounded_when_background_jobs_hold_the_pipes(
+    remote_python: str,
+) -> None:
+    conn = await pushy.connect("local:", python=remote_python)
+    # A nohup'ed job survives SIGHUP and keeps the session's stderr pipe open.
+    job = await conn.eval("__import__('subprocess').Popen(['nohup', 'sleep', '30']).pid")
+    await conn.execute("import subprocess; subprocess.Popen('sleep 30 &', shell=True)")
+    try:
+        with anyio.fail_after(15):
+            await conn.close()
+    finally:
+        os.kill(job, signal.SIGKILL)
+
+
+async def test_close_with_pending_calls(conn: pushy.Session) -> None:
+    errors: list[BaseException] = []
+
+    async def pending() -> None:
+        try:
+            await conn.modules.time.sleep(30)
+        except pushy.ConnectionLost as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(pending)
+        await anyio.sleep(0.2)
+        with anyio.fail_after(15):
+            await conn.close()
+    assert len(errors) == 1 and "closed" in str(errors[0])
+
+
+async def test_isolated_interpreter_needs_nothing_but_the_stdlib() -> None:
+    """The shipped code runs under ``python -I -S`` and imports only the standard library."""
+    async with pushy.connect("local:", python=[sys.executable, "-I", "-S"]) as conn:
+        foreign = await conn.eval(
+            "sorted({m.split('.')[0] for m in __import__('sys').modules}"
+            " - set(__import__('sys').stdlib_module_names))"
+        )
+    assert foreign == ["__main__", "_aiopushy_remote"]
+
+
+def test_shipped_code_imports_only_stdlib_and_itself() -> None:
+    import ast
+
+    root = Path(pushy.__file__).parent
+    for package in ("_protocol", "_remote"):
+        for path in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    target = (node.module or "").split(".")[0]
+                    assert node.level == 1 or target in ("_protocol", ""), (path, target)
+                    if package == "_protocol":
+                        assert node.level == 1, path
+                elif isinstance(node, ast.Import | ast.ImportFrom):
+                    names = (
+                        [node.module]
+                        if isinstance(node, ast.ImportFrom)
+                        else [a.name for a in node.names]
+                    )
+                    for name in names:
+                        assert name and name.split(".")[0] in sys.stdlib_module_names, (
+                            path,
+                            name,
+                        )
+
+
+def test_loader_has_no_quote_characters() -> None:
+    from aiopushy import _bootstrap
+
+    assert not set(_bootstrap.LOADER) & set("'\"`$\\")
+    assert textwrap.dedent(_bootstrap.LOADER) == _bootstrap.LOADER

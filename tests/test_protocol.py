@@ -1,0 +1,216 @@
+"""The sans-I/O protocol core: frames, codec and object tables, with bytes alone."""
+
+from __future__ import annotations
+
+import gc
+import pickle
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiopushy._protocol import codec, framing
+from aiopushy._protocol import messages as m
+from aiopushy._protocol.objects import ExportTable, ImportTable
+
+# -- framing ------------------------------------------------------------------------
+
+
+def test_frames_round_trip_in_any_chunking() -> None:
+    frames = [(m.REQUEST, i, bytes([i]) * i) for i in range(50)]
+    wire = b"".join(framing.encode_frame(*f) for f in frames)
+    for step in (1, 7, 100, len(wire)):
+        decoder = framing.FrameDecoder()
+        out = []
+        for start in range(0, len(wire), step):
+            decoder.receive_data(wire[start : start + step])
+            out.extend(decoder.frames())
+        assert [tuple(f) for f in out] == frames
+        assert decoder.buffered == 0
+
+
+def test_oversized_frame_is_rejected_from_its_header() -> None:
+    decoder = framing.FrameDecoder(max_frame_size=1024)
+    decoder.receive_data(framing.HEADER.pack(1025, m.RESULT, 1))
+    with pytest.raises(framing.FrameError, match="exceeds"):
+        decoder.next_frame()
+
+
+@given(st.binary(max_size=2000))
+def test_frame_decoder_never_fails_uncleanly(data: bytes) -> None:
+    decoder = framing.FrameDecoder(max_frame_size=4096)
+    decoder.receive_data(data)
+    try:
+        decoder.frames()
+    except framing.FrameError:
+        pass
+
+
+# -- codec --------------------------------------------------------------------------
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.complex_numbers(allow_nan=False)
+    | st.text()
+    | st.binary()
+    | st.binary().map(bytearray)
+    | st.just(...),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.lists(children, max_size=5).map(tuple)
+        | st.dictionaries(st.text(max_size=5) | st.integers(), children, max_size=5)
+        | st.frozensets(st.integers() | st.text(max_size=5), max_size=5)
+        | st.sets(st.integers(), max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def _no_refs(obj: Any) -> tuple[Any, ...]:
+    raise AssertionError(f"unexpected reference for {obj!r}")
+
+
+@given(values)
+def test_values_round_trip_exactly(value: Any) -> None:
+    data = codec.encode(value, _no_refs)
+    assert codec.decode(data, _no_refs) == value
+
+
+def test_slices_and_ranges_round_trip() -> None:
+    for value in (slice(1, None, -1), range(2, 10, 3), 3 + 4j, ...):
+        assert codec.decode(codec.encode(value, _no_refs), _no_refs) == value
+
+
+def test_non_values_become_references_and_resolve() -> None:
+    class Thing:
+        pass
+
+    thing = Thing()
+    seen: list[Any] = []
+
+    def reference(obj: Any) -> tuple[Any, ...]:
+        seen.append(obj)
+        return (m.REF_SENDER, 7, "Thing")
+
+    data = codec.encode({"t": [thing, (thing,)]}, reference)
+    assert seen == [thing, thing]  # one transmission per place: both get released
+    decoded = codec.decode(data, lambda payload: ("resolved", *payload))
+    assert decoded == {"t": [("resolved", 1, 7, "Thing"), (("resolved", 1, 7, "Thing"),)]}
+
+
+def test_subclasses_of_value_types_are_references() -> None:
+    import collections
+
+    refs: list[Any] = []
+    codec.encode([collections.OrderedDict(), True], lambda o: refs.append(o) or (1, 1, "x"))
+    assert len(refs) == 1 and isinstance(refs[0], collections.OrderedDict)
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[Any, ...]:
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pickle.dumps(_Evil(), protocol=5),
+        pickle.dumps(print, protocol=5),
+        pickle.dumps(ExportTable, protocol=5),
+        b"cos\nsystem\n(S'echo pwned'\ntR.",  # protocol 0 GLOBAL + REDUCE
+        b"",
+        b"\x80\x05N",  # truncated (no STOP)
+        pickle.dumps(1) + b"extra",
+    ],
+)
+def test_decoder_refuses_crafted_input(data: bytes) -> None:
+    with pytest.raises(codec.DecodeError):
+        codec.decode(data, lambda payload: payload)
+
+
+def test_reference_placeholders_are_inert() -> None:
+    # BUILD on a reference placeholder must not reach the real object behind it.
+    target = type("Target", (), {})()
+    build = b"\x80\x05(K\x02K\x01tQ}\x94\x8c\x05owned\x94K\x01sb."  # persid + dict + BUILD
+    with pytest.raises(codec.DecodeError):
+        codec.decode(build, lambda payload: target)
+    assert not hasattr(target, "owned")
+    reduce_ = b"\x80\x05(K\x02K\x01tQ)R."  # call the referenced object
+    with pytest.raises(codec.DecodeError):
+        codec.decode(reduce_, lambda payload: print)
+
+
+def test_deep_nesting_is_a_clean_error() -> None:
+    data = b"\x80\x05" + b"]" * 200_000 + b"(K\x02K\x01tQ" + b"a" * 200_000 + b"."
+    with pytest.raises(codec.DecodeError):
+        codec.decode(data, lambda payload: payload)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_garbage_never_escapes_as_anything_but_decode_error(data: bytes) -> None:
+    calls: list[Any] = []
+    try:
+        codec.decode(data, lambda payload: calls.append(payload))
+    except codec.DecodeError:
+        pass
+
+
+@given(values, st.integers(0, 40))
+def test_mutated_messages_fail_cleanly(value: Any, position: int) -> None:
+    data = bytearray(codec.encode(value, _no_refs))
+    data[position % len(data)] ^= 0x5A
+    try:
+        codec.decode(bytes(data), lambda payload: payload)
+    except codec.DecodeError:
+        pass
+
+
+def test_value_only_decoding_refuses_references() -> None:
+    data = codec.encode([object()], lambda o: (m.REF_SENDER, 1, "object"))
+    with pytest.raises(codec.DecodeError, match="unexpected reference"):
+        codec.decode_values(data)
+    with pytest.raises(TypeError):
+        codec.encode_values([object()])
+
+
+# -- object tables ------------------------------------------------------------------
+
+
+def test_export_table_counts_transmissions() -> None:
+    table = ExportTable()
+    thing = object()
+    oid = table.export(thing)
+    assert table.export(thing) == oid
+    assert table.get(oid) is thing
+    table.release(oid, 1)
+    assert table.get(oid) is thing
+    table.release(oid, 1)
+    with pytest.raises(KeyError):
+        table.get(oid)
+    table.release(oid, 5)  # unknown ids are ignored
+    with pytest.raises(ValueError):
+        table.release("x", 1)
+    with pytest.raises(KeyError):
+        table.get("1")
+
+
+def test_import_table_releases_what_it_received() -> None:
+    released: list[tuple[int, int]] = []
+    table: ImportTable[Any] = ImportTable(lambda oid, count: released.append((oid, count)))
+
+    class P:
+        pass
+
+    first = table.get(5, lambda oid: P())
+    assert table.get(5, lambda oid: P()) is first
+    del first
+    gc.collect()
+    assert released == [(5, 2)]
+    assert len(table) == 0
