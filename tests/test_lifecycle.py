@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -167,10 +168,8 @@ async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
         assert _alive(daemon)
     finally:
         for pid in (plain, nohup, daemon):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 async def test_close_is_bounded_when_background_jobs_hold_the_pipes(
