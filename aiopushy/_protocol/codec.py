@@ -79,6 +79,8 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file)
         self.references = 0
+        self.resolve: Optional[Resolve] = None
+        self.error: Optional[BaseException] = None
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -90,7 +92,13 @@ class _Unpickler(pickle.Unpickler):
         if type(pid) is not tuple or not pid:
             raise DecodeError("malformed reference")
         self.references += 1
-        return Ref(pid)
+        if self.resolve is None:
+            return Ref(pid)
+        try:
+            return self.resolve(pid)
+        except BaseException as exc:
+            self.error = exc
+            raise
 
 
 def encode(obj: Any, reference: Reference) -> bytes:
@@ -109,27 +117,35 @@ def encode_values(obj: Any) -> bytes:
     return encode(obj, refuse)
 
 
-def decode(data: bytes, resolve: Resolve) -> Any:
+def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
     """Decode ``data``, replacing each reference with ``resolve(payload)``.
 
     ``resolve`` receives the reference's tuple with every nested reference already
     resolved. Whatever it raises propagates unchanged, so it may raise ``DecodeError``
     for references it will not accept.
 
+    With ``trusted`` (only for bytes from the controller, which the remote obeys anyway)
+    references are resolved as pickle meets them, which saves a walk over the result;
+    otherwise they are inert placeholders until ``load()`` has finished.
+
     Raises:
         DecodeError: the bytes are malformed, too deeply nested, or name a forbidden global.
     """
     buffer = io.BytesIO(data)
     unpickler = _Unpickler(buffer)
+    if trusted:
+        unpickler.resolve = resolve
     try:
         obj = unpickler.load()
     except DecodeError:
         raise
     except Exception as exc:
+        if unpickler.error is not None:
+            raise unpickler.error from None
         raise DecodeError(f"undecodable message: {type(exc).__name__}: {exc!s:.200}") from None
     if buffer.tell() != len(data):
         raise DecodeError("trailing bytes after the encoded value")
-    if unpickler.references:
+    if unpickler.references and not trusted:
         try:
             obj = _Substitution(resolve).walk(obj)
         except RecursionError:

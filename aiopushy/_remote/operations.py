@@ -10,6 +10,7 @@ import importlib
 import itertools
 import operator
 import os
+import sys
 import types
 from typing import Any, Callable, ClassVar, Dict, Optional, Tuple
 
@@ -23,10 +24,11 @@ class Modules:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return importlib.import_module(name)
+        return self[name]
 
     def __getitem__(self, name: str) -> Any:
-        return importlib.import_module(name)
+        module = sys.modules.get(name)
+        return module if module is not None else importlib.import_module(name)
 
     def __repr__(self) -> str:
         return "<aiopushy remote modules>"
