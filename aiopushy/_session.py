@@ -254,8 +254,10 @@ class Session:
             self._stderr_done.set()
 
     async def _drain_stderr(self) -> None:
+        """Give the remote's last words (and its exit status) a moment to arrive."""
         with anyio.move_on_after(0.5):
             await self._stderr_done.wait()
+            await self.transport.wait()
 
     @property
     def stderr_tail(self) -> str:

@@ -133,8 +133,8 @@ def test_decoder_refuses_crafted_input(data: bytes) -> None:
         codec.decode(data, lambda payload: payload)
 
 
-def test_reference_placeholders_are_inert() -> None:
-    # BUILD on a reference placeholder must not reach the real object behind it.
+def test_objects_behind_references_are_out_of_reach() -> None:
+    # BUILD or REDUCE on a referenced object must not reach the real object.
     target = type("Target", (), {})()
     build = b"\x80\x05(K\x02K\x01tQ}\x94\x8c\x05owned\x94K\x01sb."  # persid + dict + BUILD
     with pytest.raises(codec.DecodeError):
@@ -145,10 +145,36 @@ def test_reference_placeholders_are_inert() -> None:
         codec.decode(reduce_, lambda payload: print)
 
 
-def test_deep_nesting_is_a_clean_error() -> None:
+def test_deep_nesting_decodes_without_recursion() -> None:
     data = b"\x80\x05" + b"]" * 200_000 + b"(K\x02K\x01tQ" + b"a" * 200_000 + b"."
-    with pytest.raises(codec.DecodeError):
+    value = codec.decode(data, lambda payload: "ref")
+    for _ in range(10):
+        assert type(value) is list
+        value = value[0]
+
+
+@pytest.mark.parametrize("index", [0x0FFFFFFF, 0xFFFFFFFF])
+def test_memo_index_cannot_force_huge_allocations(index: int) -> None:
+    data = b"\x80\x05N" + b"r" + index.to_bytes(4, "little") + b"."  # LONG_BINPUT
+    with pytest.raises(codec.DecodeError, match="not allowed"):
         codec.decode(data, lambda payload: payload)
+    data = b"\x80\x05]j" + index.to_bytes(4, "little") + b"."  # LONG_BINGET
+    with pytest.raises(codec.DecodeError, match="out of range"):
+        codec.decode(data, lambda payload: payload)
+
+
+@pytest.mark.parametrize("size", [2**31, 2**62])
+def test_length_prefixes_cannot_force_huge_allocations(size: int) -> None:
+    for opcode in (b"\x8e", b"\x96", b"\x8d"):  # BINBYTES8, BYTEARRAY8, BINUNICODE8
+        data = b"\x80\x05" + opcode + size.to_bytes(8, "little") + b"xyz."
+        with pytest.raises(codec.DecodeError, match="truncated"):
+            codec.decode(data, lambda payload: payload)
+
+
+@given(values)
+def test_trusted_and_strict_decoders_agree(value: Any) -> None:
+    data = codec.encode(value, _no_refs)
+    assert codec.decode(data, _no_refs, trusted=True) == codec.decode(data, _no_refs)
 
 
 @settings(max_examples=300)
@@ -159,6 +185,7 @@ def test_garbage_never_escapes_as_anything_but_decode_error(data: bytes) -> None
         codec.decode(data, calls.append)
 
 
+@settings(deadline=None)
 @given(values, st.integers(0, 40))
 def test_mutated_messages_fail_cleanly(value: Any, position: int) -> None:
     data = bytearray(codec.encode(value, _no_refs))

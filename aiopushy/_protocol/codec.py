@@ -1,22 +1,23 @@
 """Value encoding: plain data by value, everything else by reference.
 
-The codec is pickle protocol 5 with two restrictions that make it safe to decode bytes
-from a hostile peer:
+The wire format is pickle protocol 5. Exact instances of ``VALUE_TYPES`` travel by value
+(containers recursively); for any other object the encoder asks its ``reference``
+callback for a *persistent id*, a tuple naming the object (see ``references``).
 
-* ``find_class`` admits only ``slice``, ``range``, ``complex`` and ``Ellipsis``; every
-  other global (and so every ``REDUCE`` of anything else) is refused.
-* A reference (pickle's *persistent id*) decodes to an inert ``Ref`` placeholder: a tuple
-  subclass without ``__dict__``, so pickle's ``BUILD``, ``REDUCE`` and ``NEWOBJ`` opcodes
-  cannot reach a real object through it. Only after ``load()`` returns are placeholders
-  replaced with real objects, by a caller-supplied ``resolve`` that validates them.
+Decoding depends on who sent the bytes:
 
-Exact instances of ``VALUE_TYPES`` travel by value (containers recursively); the encoder
-asks its ``reference`` callback for a persistent id for any other object.
+* From a peer that may be hostile (the remote, seen by the controller): the strict
+  decoder in ``strict``, which knows only the opcodes our encoder emits, calls nothing
+  but ``slice``, ``range`` and ``complex``, and bounds every allocation by the input.
+* From the controller (seen by the remote, which runs whatever the controller asks
+  anyway): the C unpickler, restricted to the same globals, for speed.
 """
 
 import io
 import pickle
 from typing import Any, Callable, Dict, Optional, Tuple
+
+from . import strict
 
 PROTOCOL = 5
 
@@ -53,12 +54,6 @@ class DecodeError(Exception):
     """The bytes are not a valid encoded value, or they name something they must not."""
 
 
-class Ref(tuple):  # type: ignore[type-arg]
-    """Placeholder for a reference while a message is decoded: ``(kind, *payload)``."""
-
-    __slots__ = ()
-
-
 Reference = Callable[[Any], Tuple[Any, ...]]
 Resolve = Callable[[Tuple[Any, ...]], Any]
 
@@ -76,10 +71,9 @@ class _Pickler(pickle.Pickler):
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO) -> None:
+    def __init__(self, file: io.BytesIO, resolve: Resolve) -> None:
         super().__init__(file)
-        self.references = 0
-        self.resolve: Optional[Resolve] = None
+        self.resolve = resolve
         self.error: Optional[BaseException] = None
 
     def find_class(self, module: str, name: str) -> Any:
@@ -89,16 +83,17 @@ class _Unpickler(pickle.Unpickler):
             raise DecodeError(f"refusing to load global {module!s:.80}.{name!s:.80}") from None
 
     def persistent_load(self, pid: Any) -> Any:
-        if type(pid) is not tuple or not pid:
-            raise DecodeError("malformed reference")
-        self.references += 1
-        if self.resolve is None:
-            return Ref(pid)
         try:
-            return self.resolve(pid)
+            return _checked_resolve(self.resolve, pid)
         except BaseException as exc:
-            self.error = exc
+            self.error = exc  # raised again as itself, not as an unpickling error
             raise
+
+
+def _checked_resolve(resolve: Resolve, pid: Any) -> Any:
+    if type(pid) is not tuple or not pid:
+        raise DecodeError("malformed reference")
+    return resolve(pid)
 
 
 def encode(obj: Any, reference: Reference) -> bytes:
@@ -124,17 +119,23 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
     resolved. Whatever it raises propagates unchanged, so it may raise ``DecodeError``
     for references it will not accept.
 
-    With ``trusted`` (only for bytes from the controller, which the remote obeys anyway)
-    references are resolved as pickle meets them, which saves a walk over the result;
-    otherwise they are inert placeholders until ``load()`` has finished.
+    Args:
+        data: the encoded value.
+        resolve: turns a reference tuple into an object.
+        trusted: the bytes come from the controller (use the fast C unpickler).
 
     Raises:
-        DecodeError: the bytes are malformed, too deeply nested, or name a forbidden global.
+        DecodeError: the bytes are malformed or use anything outside the allowed subset.
     """
+    if not trusted:
+        try:
+            return strict.loads(data, lambda pid: _checked_resolve(resolve, pid))
+        except strict.StrictDecodeError as exc:
+            raise DecodeError(str(exc)) from None
+        except RecursionError:
+            raise DecodeError("message nested too deeply") from None
     buffer = io.BytesIO(data)
-    unpickler = _Unpickler(buffer)
-    if trusted:
-        unpickler.resolve = resolve
+    unpickler = _Unpickler(buffer, resolve)
     try:
         obj = unpickler.load()
     except DecodeError:
@@ -145,11 +146,6 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
         raise DecodeError(f"undecodable message: {type(exc).__name__}: {exc!s:.200}") from None
     if buffer.tell() != len(data):
         raise DecodeError("trailing bytes after the encoded value")
-    if unpickler.references and not trusted:
-        try:
-            obj = _Substitution(resolve).walk(obj)
-        except RecursionError:
-            raise DecodeError("message nested too deeply") from None
     return obj
 
 
@@ -160,44 +156,3 @@ def decode_values(data: bytes) -> Any:
         raise DecodeError("unexpected reference in a value-only message")
 
     return decode(data, refuse)
-
-
-class _Substitution:
-    """Replaces ``Ref`` placeholders in a freshly decoded value, in place where mutable."""
-
-    def __init__(self, resolve: Resolve) -> None:
-        self.resolve = resolve
-        self.seen: Dict[int, Any] = {}
-
-    def walk(self, obj: Any) -> Any:
-        kind = type(obj)
-        if kind is Ref:
-            return self.resolve(tuple(self.walk(item) for item in obj))
-        if kind not in _CONTAINERS:
-            return obj
-        key = id(obj)
-        if key in self.seen:
-            return self.seen[key]
-        self.seen[key] = obj
-        if kind is list:
-            for index, item in enumerate(obj):
-                obj[index] = self.walk(item)
-        elif kind is dict:
-            items = list(obj.items())
-            obj.clear()
-            for k, v in items:
-                obj[self.walk(k)] = self.walk(v)
-        elif kind is set:
-            members = list(obj)
-            obj.clear()
-            obj.update(self.walk(m) for m in members)
-        else:
-            if kind is slice:
-                obj = slice(self.walk(obj.start), self.walk(obj.stop), self.walk(obj.step))
-            else:  # tuple, frozenset
-                obj = kind(self.walk(item) for item in obj)
-            self.seen[key] = obj
-        return obj
-
-
-_CONTAINERS = frozenset({list, dict, set, tuple, frozenset, slice})

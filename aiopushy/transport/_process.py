@@ -100,6 +100,10 @@ class ProcessTransport(BaseTransport):
         """The child's exit status once it has exited."""
         return self.process.returncode
 
+    async def wait(self) -> int | None:
+        """Wait for the child to exit; its exit status."""
+        return await self.process.wait()
+
     async def aclose(self) -> None:
         """Close stdin, then wait for the child; escalate to SIGTERM and SIGKILL."""
         await self.stdin.aclose()

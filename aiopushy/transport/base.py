@@ -56,6 +56,10 @@ class BaseTransport(abc.ABC):
         """The remote process's exit status once known, else ``None``."""
         return None
 
+    async def wait(self) -> int | None:
+        """Wait until the remote process has exited, if the transport can tell; its status."""
+        return self.returncode
+
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close the streams and release the process or connection.
