@@ -13,6 +13,7 @@ import builtins
 import collections
 import contextlib
 import itertools
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -42,6 +43,8 @@ from ._protocol.references import References
 from ._proxy import MODULES, LazyRef, Proxy, RemoteNode, mark_used
 from ._source import function_source
 from .transport import BaseTransport
+
+logger = logging.getLogger("aiopushy")
 
 OutputHandler = Callable[[str, bytes], None]
 """``handler(stream, data)``: ``stream`` is ``"stdout"`` or ``"stderr"``."""
@@ -163,6 +166,9 @@ class Session:
             ) from exc
         finally:
             self._pending.pop(setup_id, None)
+            for started in (future, self._hello):
+                if started.done() and not started.cancelled():
+                    started.exception()  # retrieved: the error above already says it
         self._spawn(self._heartbeat(), "heartbeat")
 
     def _on_hello(self, frame: Frame) -> None:
@@ -237,7 +243,14 @@ class Session:
         stream = _STREAM_NAMES.get(frame.request_id)
         if stream is None:
             raise ProtocolError(f"output for unknown stream {frame.request_id}")
-        self.output(stream, frame.body)
+        self._write_output(stream, frame.body)
+
+    def _write_output(self, stream: str, data: bytes) -> None:
+        try:
+            self.output(stream, data)
+        except Exception:
+            # A broken handler must not take the session down with it.
+            logger.exception("%s: output handler failed", self.target)
 
     async def _read_stderr(self) -> None:
         try:
@@ -247,7 +260,7 @@ class Session:
                 self._stderr_size += len(data)
                 while self._stderr_size - len(self._stderr_tail[0]) >= STDERR_TAIL:
                     self._stderr_size -= len(self._stderr_tail.popleft())
-                self.output("stderr", data)
+                self._write_output("stderr", data)
         except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
             pass
         finally:
@@ -433,8 +446,10 @@ class Session:
                 op, (target, args, kwargs) = codec.decode(body, self._refs.resolve)
             except (TypeError, ValueError):
                 raise ProtocolError("malformed callback request") from None
-            if op != m.OP_CALL or not callable(target) or isinstance(target, RemoteNode):
-                raise ProtocolError("the remote may only call objects it was given")
+            if op != m.OP_CALL or type(args) is not tuple or type(kwargs) is not dict:
+                raise ProtocolError("malformed callback request")
+            if isinstance(target, RemoteNode) or not callable(target):
+                raise TypeError(f"{type(target).__name__} object is not callable")
             result = target(*args, **kwargs)
             if isinstance(result, Awaitable):
                 result = await result

@@ -32,14 +32,9 @@ def function_source(function: Callable[..., Any]) -> tuple[str, str | None]:
     except (OSError, TypeError) as exc:
         raise ValueError(f"cannot find the source of {function.__qualname__}: {exc}") from exc
     source = textwrap.dedent("".join(lines))
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        # A lambda inside a larger expression: parse its logical line on its own.
-        tree = ast.parse("(\n" + source.strip().rstrip(",;\\") + "\n)")
-        source = "(\n" + source.strip().rstrip(",;\\") + "\n)"
     if function.__name__ == "<lambda>":
-        return _lambda_source(function, tree, source), None
+        return _lambda_source(function, source), None
+    tree = ast.parse(source)
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
@@ -50,22 +45,39 @@ def function_source(function: Callable[..., Any]) -> tuple[str, str | None]:
     raise ValueError(f"cannot find the definition of {function.__qualname__} in its source")
 
 
-def _lambda_source(function: Callable[..., Any], tree: ast.AST, source: str) -> str:
-    wanted = inspect.signature(function).parameters.keys()
+def _lambda_expressions(source: str) -> list[tuple[ast.Lambda, str]]:
+    """Every lambda expression in ``source``, found even inside partial statements."""
+    found = []
+    for start in (i for i in range(len(source)) if source.startswith("lambda", i)):
+        # The longest text from ``lambda`` on that parses as one expression is the lambda.
+        for end in range(len(source), start, -1):
+            text = source[start:end]
+            try:
+                node = ast.parse(text.strip(), mode="eval").body
+            except SyntaxError:
+                continue
+            if isinstance(node, ast.Lambda):
+                found.append((node, text.strip()))
+                break
+    return found
+
+
+def _parameter_names(node: ast.Lambda) -> list[str]:
+    args = node.args
+    names = [a.arg for a in (*args.posonlyargs, *args.args)]
+    names += [args.vararg.arg] if args.vararg else []
+    names += [a.arg for a in args.kwonlyargs]
+    names += [args.kwarg.arg] if args.kwarg else []
+    return names
+
+
+def _lambda_source(function: Callable[..., Any], source: str) -> str:
+    wanted = list(inspect.signature(function).parameters)
     matches = [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Lambda)
-        and [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
-        + ([node.args.vararg.arg] if node.args.vararg else [])
-        + [a.arg for a in node.args.kwonlyargs]
-        + ([node.args.kwarg.arg] if node.args.kwarg else [])
-        == list(wanted)
+        text for node, text in _lambda_expressions(source) if _parameter_names(node) == wanted
     ]
     if len(matches) != 1:
         raise ValueError(
-            "cannot tell which lambda on its line to ship; define it on a line of its own"
+            "cannot tell which lambda in its source to ship; define it on a line of its own"
         )
-    segment = ast.get_source_segment(source, matches[0])
-    assert segment is not None
-    return segment
+    return matches[0]

@@ -441,3 +441,39 @@ async def test_proxies_are_released(conn: pushy.Session) -> None:
     remote = await conn.remote_statistics()
     assert remote["exported"] < 50, remote
     assert conn.statistics()["proxies"] < 50
+
+
+async def test_compile_lambda_inside_a_larger_statement(conn: pushy.Session) -> None:
+    pair = (await conn.compile(lambda a, b=2: a * b), 3)
+    assert await pair[0](5) == 10
+    # fmt: off
+    if True: triple = await conn.compile(lambda t: t * 3)  # noqa: E701
+    # fmt: on
+    assert await triple(2) == 6
+
+
+async def test_os_error_keeps_its_file_name(conn: pushy.Session) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        await conn.modules.os.stat("/no/such/path")
+    assert info.value.filename == "/no/such/path"
+
+
+async def test_calling_a_non_callable_local_object_is_a_remote_type_error(
+    conn: pushy.Session,
+) -> None:
+    call = await conn.eval("lambda f: f()")
+    with pytest.raises(TypeError, match="not callable"):
+        await call(object())
+    assert await conn.eval("1") == 1
+
+
+async def test_a_failing_output_handler_does_not_break_the_session(
+    remote_python: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(stream: str, data: bytes) -> None:
+        raise RuntimeError("handler bug")
+
+    async with pushy.connect("local:", python=remote_python, output=broken) as conn:
+        await conn.eval("print('x')")
+        assert await conn.eval("1 + 1") == 2
+    assert "output handler failed" in caplog.text

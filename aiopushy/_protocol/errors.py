@@ -17,6 +17,9 @@ def exception_info(exc: BaseException) -> Tuple[Any, ...]:
     except Exception:
         message = f"<unprintable {kind.__name__}>"
     args = exc.args if type(exc.args) is tuple else ()
+    if isinstance(exc, OSError) and exc.filename is not None:
+        # OSError keeps file names out of args; this form of the constructor restores them.
+        args = (exc.errno, exc.strerror, exc.filename, None, exc.filename2)
     return (kind.__module__, kind.__qualname__, args, message, text, exc)
 
 
