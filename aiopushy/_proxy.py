@@ -108,7 +108,8 @@ class RemoteNode:
         return RemoteIterator(self)
 
     async def __aenter__(self) -> Any:
-        manager, value = await self._pushy_session._request(m.OP_ENTER, (self,))
+        session = self._pushy_session
+        manager, value = session._shaped(await session._request(m.OP_ENTER, (self,)), 2)
         self._pushy_session._entered_managers.setdefault(id(self), []).append(manager)
         return value
 
@@ -354,7 +355,9 @@ class RemoteIterator:
                 request = (m.OP_ITER_NEXT, (self._iterator, self._batch))
             else:
                 raise StopAsyncIteration
-            self._iterator, items = await session._request(*request)
+            self._iterator, items = session._shaped(await session._request(*request), 2)
+            if type(items) is not list:
+                session._shaped(items, -1)  # not a list: a protocol violation
             self._items = list(reversed(items))
         return self._items.pop()
 

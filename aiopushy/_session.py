@@ -207,6 +207,10 @@ class Session:
         except (ProtocolError, FrameError, codec.DecodeError) as exc:
             self._fail(ProtocolError(f"{self.target}: {exc}"))
             self._kill()
+        except Exception as exc:  # a bug of ours must end the session, never hang it
+            logger.exception("%s: message pump failed", self.target)
+            self._fail(ProtocolError(f"{self.target}: internal error in the pump: {exc!r}"))
+            self._kill()
 
     def _lost_message(self) -> str:
         code = self.transport.returncode
@@ -214,8 +218,9 @@ class Session:
         return f"{self.target}: the remote interpreter went away{status}"
 
     def _on_answer(self, frame: Frame) -> None:
-        future = self._pending.pop(frame.request_id, None)
+        # Decode first: if the bytes are hostile, _fail must still find this future.
         value = codec.decode(frame.body, self._refs.resolve)
+        future = self._pending.pop(frame.request_id, None)
         if future is None or future.done():
             return  # the caller was cancelled; proxies in ``value`` are released
         if frame.kind == m.ERROR:
@@ -358,6 +363,15 @@ class Session:
             assert self._error is not None
             raise self._error from exc
 
+    def _shaped(self, answer: Any, size: int) -> tuple[Any, ...]:
+        """``answer`` if it is a tuple of ``size`` items; a hostile remote may send less."""
+        if type(answer) is not tuple or len(answer) != size:
+            error = ProtocolError(f"{self.target}: malformed answer {answer!r:.80}")
+            self._fail(error)
+            self._kill()
+            raise error
+        return answer
+
     async def _request(self, op: int, args: tuple[Any, ...]) -> Any:
         """Send one request and wait for its answer."""
         if self._error is not None:
@@ -496,7 +510,8 @@ class Session:
             if namespace is not None and not isinstance(namespace, dict | Proxy):
                 raise TypeError(f"{name} must be a dict or a proxy, not {namespace!r}")
         sync = (type(globals_) is dict, type(locals_) is dict)
-        value, new_globals, new_locals = await self._request(op, (code, globals_, locals_, sync))
+        answer = await self._request(op, (code, globals_, locals_, sync))
+        value, new_globals, new_locals = self._shaped(answer, 3)
         for local, remote in ((globals_, new_globals), (locals_, new_locals)):
             if type(local) is dict and type(remote) is dict:
                 local.clear()
