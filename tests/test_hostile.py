@@ -82,8 +82,9 @@ class FakeRemote(BaseTransport):
             data = await self.to_remote.get()
             assert data is not None, "controller closed its output"
             if not self.bootstrap_skipped:
-                length = int(data[:12])
-                data = data[12 + 32 + length :]
+                for _ in range(2):  # stage two, then its compiled form
+                    length = int(data[:12])
+                    data = data[12 + 10 + length :]
                 self.bootstrap_skipped = True
             self.decoder.receive_data(data)
 

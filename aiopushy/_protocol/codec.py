@@ -13,11 +13,21 @@ Decoding depends on who sent the bytes:
   anyway): the C unpickler, restricted to the same globals, for speed.
 """
 
-import io
-import pickle
-from typing import Any, Callable, Dict, Optional, Tuple
+from __future__ import annotations
 
-from . import strict
+import io
+
+try:  # the C implementation alone: pickle.py would also import re, struct and more
+    from _pickle import Pickler, Unpickler
+except ImportError:  # PyPy
+    from pickle import Pickler, Unpickler
+
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Any, Callable, Tuple
+
+    Reference = Callable[[Any], Tuple[Any, ...]]
+    Resolve = Callable[[Tuple[Any, ...]], Any]
 
 PROTOCOL = 5
 
@@ -42,7 +52,7 @@ VALUE_TYPES = frozenset(
     }
 )
 
-_ALLOWED_GLOBALS: Dict[Tuple[str, str], Any] = {
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "slice"): slice,
     ("builtins", "range"): range,
     ("builtins", "complex"): complex,
@@ -54,27 +64,23 @@ class DecodeError(Exception):
     """The bytes are not a valid encoded value, or they name something they must not."""
 
 
-Reference = Callable[[Any], Tuple[Any, ...]]
-Resolve = Callable[[Tuple[Any, ...]], Any]
-
-
-class _Pickler(pickle.Pickler):
+class _Pickler(Pickler):
     def __init__(self, file: io.BytesIO, reference: Reference) -> None:
         super().__init__(file, protocol=PROTOCOL)
         self._reference = reference
 
-    def persistent_id(self, obj: Any) -> Optional[Tuple[Any, ...]]:
+    def persistent_id(self, obj: Any) -> tuple[Any, ...] | None:
         if type(obj) in VALUE_TYPES or obj is complex or obj is range or obj is slice:
             # The three types are the callables pickle itself emits to rebuild values.
             return None
         return self._reference(obj)
 
 
-class _Unpickler(pickle.Unpickler):
+class _Unpickler(Unpickler):
     def __init__(self, file: io.BytesIO, resolve: Resolve) -> None:
         super().__init__(file)
         self.resolve = resolve
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -106,7 +112,7 @@ def encode(obj: Any, reference: Reference) -> bytes:
 def encode_values(obj: Any) -> bytes:
     """Encode data made only of value types (handshake and settings)."""
 
-    def refuse(x: Any) -> Tuple[Any, ...]:
+    def refuse(x: Any) -> tuple[Any, ...]:
         raise TypeError(f"{type(x).__name__} cannot travel by value")
 
     return encode(obj, refuse)
@@ -128,6 +134,8 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
         DecodeError: the bytes are malformed or use anything outside the allowed subset.
     """
     if not trusted:
+        from . import strict  # only the controller decodes untrusted bytes
+
         try:
             return strict.loads(data, lambda pid: _checked_resolve(resolve, pid))
         except strict.StrictDecodeError as exc:
@@ -149,10 +157,10 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
     return obj
 
 
-def decode_values(data: bytes) -> Any:
-    """Decode data that must contain no references at all."""
+def decode_values(data: bytes, trusted: bool = False) -> Any:
+    """Decode data that must contain no references at all (see ``decode``)."""
 
-    def refuse(payload: Tuple[Any, ...]) -> Any:
+    def refuse(payload: tuple[Any, ...]) -> Any:
         raise DecodeError("unexpected reference in a value-only message")
 
-    return decode(data, refuse)
+    return decode(data, refuse, trusted)

@@ -1,15 +1,20 @@
 """How an exception travels: the tuple both ends send in an ``ERROR`` frame."""
 
-import traceback
-from typing import Any, Tuple
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Any
 
 
-def exception_info(exc: BaseException) -> Tuple[Any, ...]:
+def exception_info(exc: BaseException) -> tuple[Any, ...]:
     """``(module, qualname, args, message, traceback text, the exception itself)``.
 
     The exception object travels by reference (it is no plain value), so the receiver
     can still reach its attributes.
     """
+    import traceback  # with linecache, tokenize and re: load it on the first error
+
     kind = type(exc)
     text = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
     try:
@@ -23,7 +28,7 @@ def exception_info(exc: BaseException) -> Tuple[Any, ...]:
     return (kind.__module__, kind.__qualname__, args, message, text, exc)
 
 
-def parse_exception_info(info: Any) -> Tuple[str, str, Tuple[Any, ...], str, str, Any]:
+def parse_exception_info(info: Any) -> tuple[str, str, tuple[Any, ...], str, str, Any]:
     """Validate a received ``exception_info`` tuple; ``ValueError`` if it is malformed."""
     if type(info) is not tuple or len(info) != 6:
         raise ValueError("malformed exception information")

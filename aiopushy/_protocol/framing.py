@@ -10,8 +10,14 @@ A frame is ``!IBI`` -- body length, message kind, request id -- followed by the 
 rejected as soon as their header arrives, before any body byte is buffered.
 """
 
+from __future__ import annotations
+
 import struct
-from typing import List, NamedTuple, Optional
+from operator import itemgetter
+
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    pass
 
 HEADER = struct.Struct("!IBI")
 HEADER_SIZE = HEADER.size
@@ -23,12 +29,17 @@ class FrameError(Exception):
     """Raised for bytes that cannot be a frame of this protocol."""
 
 
-class Frame(NamedTuple):
-    """One decoded frame."""
+class Frame(tuple):  # type: ignore[type-arg]
+    """One decoded frame: ``(kind, request_id, body)``."""
 
-    kind: int
-    request_id: int
-    body: bytes
+    __slots__ = ()
+
+    def __new__(cls, kind: int, request_id: int, body: bytes) -> Frame:
+        return tuple.__new__(cls, (kind, request_id, body))
+
+    kind: int = property(itemgetter(0))  # type: ignore[assignment]
+    request_id: int = property(itemgetter(1))  # type: ignore[assignment]
+    body: bytes = property(itemgetter(2))  # type: ignore[assignment]
 
 
 def encode_frame(kind: int, request_id: int, body: bytes = b"") -> bytes:
@@ -62,7 +73,7 @@ class FrameDecoder:
         """How many received bytes have not yet been returned as frames."""
         return len(self._buffer) - self._pos
 
-    def next_frame(self) -> Optional[Frame]:
+    def next_frame(self) -> Frame | None:
         """Return the next complete frame, or ``None`` if more data is needed.
 
         Raises:
@@ -86,9 +97,9 @@ class FrameDecoder:
             self._pos = end
         return Frame(kind, request_id, body)
 
-    def frames(self) -> List[Frame]:
+    def frames(self) -> list[Frame]:
         """Return every complete frame buffered so far."""
-        out: List[Frame] = []
+        out: list[Frame] = []
         while True:
             frame = self.next_frame()
             if frame is None:

@@ -7,11 +7,14 @@ when that proxy dies it releases exactly that many. An object leaves the export 
 when its count reaches zero.
 """
 
+from __future__ import annotations
+
 import threading
 import weakref
-from typing import Any, Callable, Dict, Generic, List, Tuple, TypeVar
 
-P = TypeVar("P")
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 
 class ExportTable:
@@ -19,8 +22,8 @@ class ExportTable:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: Dict[int, List[Any]] = {}  # oid -> [object, transmissions]
-        self._by_identity: Dict[int, int] = {}  # id(object) -> oid
+        self._entries: dict[int, list[Any]] = {}  # oid -> [object, transmissions]
+        self._by_identity: dict[int, int] = {}  # id(object) -> oid
         self._next_oid = 1
 
     def export(self, obj: Any) -> int:
@@ -65,7 +68,7 @@ class ExportTable:
         return len(self._entries)
 
 
-class ImportTable(Generic[P]):
+class ImportTable:
     """One live proxy per peer oid, and how many transmissions that proxy stands for.
 
     ``release(oid, count)`` is called, from whichever thread drops the last reference to
@@ -76,9 +79,9 @@ class ImportTable(Generic[P]):
         self._release = release
         # RLock: a weakref callback may run inside ``get`` when it triggers a collection.
         self._lock = threading.RLock()
-        self._entries: Dict[int, List[Any]] = {}  # oid -> [weakref to proxy, count]
+        self._entries: dict[int, list[Any]] = {}  # oid -> [weakref to proxy, count]
 
-    def get(self, oid: int, make: Callable[[int], P]) -> P:
+    def get(self, oid: int, make: Callable[[int], Any]) -> Any:
         """Return the proxy for ``oid``, making it with ``make(oid)`` if none is alive."""
         with self._lock:
             entry = self._entries.get(oid)
@@ -86,7 +89,7 @@ class ImportTable(Generic[P]):
                 proxy = entry[0]()
                 if proxy is not None:
                     entry[1] += 1
-                    return proxy  # type: ignore[no-any-return]
+                    return proxy
                 # The old proxy died but its callback has not run yet: settle it now.
                 del self._entries[oid]
                 self._release(oid, entry[1])
@@ -95,8 +98,8 @@ class ImportTable(Generic[P]):
             self._entries[oid] = [ref, 1]
             return proxy
 
-    def _dropped_callback(self, oid: int) -> Callable[["weakref.ref[Any]"], None]:
-        def dropped(ref: "weakref.ref[Any]") -> None:
+    def _dropped_callback(self, oid: int) -> Callable[[weakref.ref[Any]], None]:
+        def dropped(ref: weakref.ref[Any]) -> None:
             with self._lock:
                 entry = self._entries.get(oid)
                 if entry is None or entry[0] is not ref:
@@ -106,7 +109,7 @@ class ImportTable(Generic[P]):
 
         return dropped
 
-    def live(self) -> List[Tuple[int, P]]:
+    def live(self) -> list[tuple[int, Any]]:
         """The proxies alive now, as ``(oid, proxy)`` pairs."""
         with self._lock:
             pairs = [(oid, entry[0]()) for oid, entry in self._entries.items()]

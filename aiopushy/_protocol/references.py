@@ -5,11 +5,15 @@ an ``ImportTable`` (proxies we hold for the peer's objects). The controller and 
 subclass it to add the reference kinds only they accept.
 """
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from __future__ import annotations
 
 from .codec import DecodeError
 from .messages import REF_RECEIVER, REF_SENDER
 from .objects import ExportTable, ImportTable
+
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 
 def type_name(obj: Any) -> str:
@@ -43,18 +47,18 @@ class References:
         self,
         release: Callable[[int, int], None],
         make_proxy: Callable[[int, str], Any],
-        proxy_oid: Callable[[Any], Optional[int]],
+        proxy_oid: Callable[[Any], int | None],
     ) -> None:
         self.exports = ExportTable()
-        self.imports: ImportTable[Any] = ImportTable(release)
+        self.imports = ImportTable(release)
         self._make_proxy = make_proxy
         self._proxy_oid = proxy_oid
-        self.resolvers: Dict[Any, Callable[[Tuple[Any, ...]], Any]] = {
+        self.resolvers: dict[Any, Callable[[tuple[Any, ...]], Any]] = {
             REF_SENDER: self._resolve_sender,
             REF_RECEIVER: self._resolve_receiver,
         }
 
-    def reference(self, obj: Any) -> Tuple[Any, ...]:
+    def reference(self, obj: Any) -> tuple[Any, ...]:
         """The persistent id for ``obj`` (the codec's ``reference`` callback)."""
         oid = self._proxy_oid(obj)
         if oid is not None:
@@ -63,20 +67,20 @@ class References:
             obj = obj.value
         return (REF_SENDER, self.exports.export(obj), type_name(obj))
 
-    def resolve(self, payload: Tuple[Any, ...]) -> Any:
+    def resolve(self, payload: tuple[Any, ...]) -> Any:
         """The object for a decoded reference (the codec's ``resolve`` callback)."""
         resolver = self.resolvers.get(payload[0])
         if resolver is None:
             raise DecodeError(f"reference of unknown kind {payload[0]!r:.40}")
         return resolver(payload)
 
-    def _resolve_sender(self, payload: Tuple[Any, ...]) -> Any:
+    def _resolve_sender(self, payload: tuple[Any, ...]) -> Any:
         if len(payload) != 3 or type(payload[1]) is not int or type(payload[2]) is not str:
             raise DecodeError("malformed reference to a peer object")
         name = payload[2][:200]
         return self.imports.get(payload[1], lambda oid: self._make_proxy(oid, name))
 
-    def _resolve_receiver(self, payload: Tuple[Any, ...]) -> Any:
+    def _resolve_receiver(self, payload: tuple[Any, ...]) -> Any:
         if len(payload) != 2:
             raise DecodeError("malformed reference to a local object")
         try:

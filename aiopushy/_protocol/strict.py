@@ -15,10 +15,15 @@ a protocol-5 pickler emits for our value types, and nothing else:
 Every allocation is bounded by the input's length, and decoding never recurses.
 """
 
-import struct
-from typing import Any, Callable, Dict, List, Tuple
+from __future__ import annotations
 
-_ALLOWED_GLOBALS: Dict[Tuple[str, str], Any] = {
+import struct
+
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "slice"): slice,
     ("builtins", "range"): range,
     ("builtins", "complex"): complex,
@@ -48,9 +53,9 @@ class _Decoder:
         self.view = memoryview(data)
         self.end = len(data)
         self.pos = 0
-        self.stack: List[Any] = []
-        self.marks: List[int] = []
-        self.memo: List[Any] = []
+        self.stack: list[Any] = []
+        self.marks: list[int] = []
+        self.memo: list[Any] = []
         self.persistent_load = persistent_load
 
     def run(self) -> Any:
@@ -85,14 +90,14 @@ class _Decoder:
     def sized(self, size: struct.Struct) -> memoryview:
         return self.take(size.unpack(self.take(size.size))[0])
 
-    def pop(self, count: int = 1) -> List[Any]:
+    def pop(self, count: int = 1) -> list[Any]:
         if len(self.stack) - (self.marks[-1] if self.marks else 0) < count:
             raise StrictDecodeError("stack underflow")
         items = self.stack[-count:]
         del self.stack[-count:]
         return items
 
-    def pop_mark(self) -> List[Any]:
+    def pop_mark(self) -> list[Any]:
         if not self.marks:
             raise StrictDecodeError("no mark on the stack")
         start = self.marks.pop()
@@ -114,7 +119,7 @@ class _Decoder:
     def skip(self, n: int) -> None:
         self.take(n)
 
-    def discard(self, items: List[Any]) -> None:
+    def discard(self, items: list[Any]) -> None:
         """Drop popped items (``POP``, ``POP_MARK``)."""
 
     # -- opcodes ------------------------------------------------------------------
@@ -145,10 +150,10 @@ class _Decoder:
         (item,) = self.pop(1)
         self.top(list).append(item)
 
-    def extend(self, items: List[Any]) -> None:
+    def extend(self, items: list[Any]) -> None:
         self.top(list).extend(items)
 
-    def set_items(self, items: List[Any]) -> None:
+    def set_items(self, items: list[Any]) -> None:
         target = self.top(dict)
         if len(items) % 2:
             raise StrictDecodeError("odd number of dict items")
@@ -196,7 +201,7 @@ class _Decoder:
         self.push(self.persistent_load(pid))
 
 
-_OPCODES: Dict[int, Callable[[_Decoder], None]] = {
+_OPCODES: dict[int, Callable[[_Decoder], None]] = {
     0x2E: _Decoder.stop,  # STOP
     0x80: lambda d: d.skip(1),  # PROTO
     0x95: lambda d: d.skip(8),  # FRAME: the length is only a read-ahead hint

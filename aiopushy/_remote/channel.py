@@ -1,11 +1,16 @@
 """Blocking frame I/O over two file descriptors, shared by the remote's threads."""
 
+from __future__ import annotations
+
 import os
 import threading
 import time
-from typing import Optional
 
 from .._protocol.framing import Frame, FrameDecoder, encode_frame
+
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    pass
 
 READ_SIZE = 256 * 1024
 
@@ -24,7 +29,7 @@ class Channel:
         self._write_lock = threading.Lock()
         self.last_received = time.monotonic()
 
-    def read_frame(self) -> Optional[Frame]:
+    def read_frame(self) -> Frame | None:
         """The next frame, or ``None`` at end of input."""
         while True:
             frame = self._decoder.next_frame()

@@ -5,6 +5,8 @@ while it decodes a request (see ``peer.RemoteReferences``), so most handlers onl
 result.
 """
 
+from __future__ import annotations
+
 import builtins
 import importlib
 import itertools
@@ -12,10 +14,13 @@ import operator
 import os
 import sys
 import types
-from typing import Any, Callable, ClassVar, Dict, Optional, Tuple
 
 from .._protocol import messages as m
 from .._protocol.references import ByReference
+
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Any, Callable, ClassVar
 
 
 class Modules:
@@ -53,25 +58,25 @@ def get_attribute(obj: Any, name: str) -> Any:
         raise
 
 
-def _binary(obj: Any, step: Tuple[Any, ...]) -> Any:
+def _binary(obj: Any, step: tuple[Any, ...]) -> Any:
     return _operator(step[1], m.BINARY_OPERATORS)(obj, step[2])
 
 
-def _reflected(obj: Any, step: Tuple[Any, ...]) -> Any:
+def _reflected(obj: Any, step: tuple[Any, ...]) -> Any:
     return _operator(step[1], m.BINARY_OPERATORS)(step[2], obj)
 
 
-def _unary(obj: Any, step: Tuple[Any, ...]) -> Any:
+def _unary(obj: Any, step: tuple[Any, ...]) -> Any:
     return _operator(step[1], m.UNARY_OPERATORS)(obj)
 
 
-def _operator(name: Any, allowed: "frozenset[str]") -> Callable[..., Any]:
+def _operator(name: Any, allowed: frozenset[str]) -> Callable[..., Any]:
     if name not in allowed:
         raise ValueError(f"unknown operator {name!r:.40}")
     return getattr(operator, name)  # type: ignore[no-any-return]
 
 
-_STEPS: Dict[int, Callable[[Any, Tuple[Any, ...]], Any]] = {
+_STEPS: dict[int, Callable[[Any, tuple[Any, ...]], Any]] = {
     m.EX_GETATTR: lambda obj, step: get_attribute(obj, step[1]),
     m.EX_CALL: lambda obj, step: obj(*step[1], **step[2]),
     m.EX_GETITEM: lambda obj, step: obj[step[1]],
@@ -81,7 +86,7 @@ _STEPS: Dict[int, Callable[[Any, Tuple[Any, ...]], Any]] = {
 }
 
 
-def evaluate(root: Any, ops: Tuple[Tuple[Any, ...], ...]) -> Any:
+def evaluate(root: Any, ops: tuple[tuple[Any, ...], ...]) -> Any:
     """Apply each step of an expression to ``root``."""
     obj = root
     for step in ops:
@@ -92,16 +97,16 @@ def evaluate(root: Any, ops: Tuple[Tuple[Any, ...], ...]) -> Any:
 class Operations:
     """Request handlers, dispatched by operation code through ``TABLE``."""
 
-    def __init__(self, statistics: Callable[[], Dict[str, int]]) -> None:
-        self.namespace: Dict[str, Any] = {"__name__": "__aiopushy__", "__builtins__": builtins}
+    def __init__(self, statistics: Callable[[], dict[str, int]]) -> None:
+        self.namespace: dict[str, Any] = {"__name__": "__aiopushy__", "__builtins__": builtins}
         self.statistics = statistics
 
     def evaluate(self, value: Any, by_reference: bool) -> Any:
         return ByReference(value) if by_reference else value
 
     def _run(
-        self, mode: str, source: Any, globals_: Any, locals_: Any, sync: Tuple[bool, bool]
-    ) -> Tuple[Any, Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        self, mode: str, source: Any, globals_: Any, locals_: Any, sync: tuple[bool, bool]
+    ) -> tuple[Any, dict[str, Any] | None, dict[str, Any] | None]:
         g = self.namespace if globals_ is None else globals_
         loc = g if locals_ is None else locals_
         had_builtins = "__builtins__" in g
@@ -112,29 +117,29 @@ class Operations:
             g.pop("__builtins__", None)
         return value, g if sync[0] else None, loc if sync[1] else None
 
-    def eval(self, source: Any, globals_: Any, locals_: Any, sync: Tuple[bool, bool]) -> Any:
+    def eval(self, source: Any, globals_: Any, locals_: Any, sync: tuple[bool, bool]) -> Any:
         return self._run("eval", source, globals_, locals_, sync)
 
-    def execute(self, source: Any, globals_: Any, locals_: Any, sync: Tuple[bool, bool]) -> Any:
+    def execute(self, source: Any, globals_: Any, locals_: Any, sync: tuple[bool, bool]) -> Any:
         return self._run("exec", source, globals_, locals_, sync)
 
     def compile(self, source: str, filename: str, mode: str) -> Any:
         return ByReference(compile(source, filename, mode))
 
-    def define(self, source: str, name: Optional[str]) -> Any:
+    def define(self, source: str, name: str | None) -> Any:
         if name is None:  # a lambda: ``source`` is its expression
             return eval(compile(source, "<aiopushy>", "eval"), self.namespace)
         exec(compile(source, "<aiopushy>", "exec"), self.namespace)
         return self.namespace[name]
 
-    def iter_start(self, iterable: Any, batch: int) -> Tuple[Any, list]:  # type: ignore[type-arg]
+    def iter_start(self, iterable: Any, batch: int) -> tuple[Any, list]:  # type: ignore[type-arg]
         return self.iter_next(iter(iterable), batch)
 
-    def iter_next(self, iterator: Any, batch: int) -> Tuple[Any, list]:  # type: ignore[type-arg]
+    def iter_next(self, iterator: Any, batch: int) -> tuple[Any, list]:  # type: ignore[type-arg]
         items = list(itertools.islice(iterator, max(1, batch)))
         return (iterator if len(items) == batch else None), items
 
-    def enter(self, manager: Any) -> Tuple[Any, Any]:
+    def enter(self, manager: Any) -> tuple[Any, Any]:
         value = type(manager).__enter__(manager)
         return ByReference(manager), value
 
@@ -154,7 +159,7 @@ class Operations:
         finally:
             os.close(fd)
 
-    TABLE: ClassVar[Dict[int, Callable[..., Any]]] = {
+    TABLE: ClassVar[dict[int, Callable[..., Any]]] = {
         m.OP_EVALUATE: evaluate,
         m.OP_EVAL: eval,
         m.OP_EXECUTE: execute,

@@ -1,11 +1,16 @@
 """The remote's standard output and error, carried to the controller as OUTPUT frames."""
 
+from __future__ import annotations
+
 import io
 import os
 import threading
-from typing import Callable
 
-Send = Callable[[int, bytes], None]
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Callable
+
+    Send = Callable[[int, bytes], None]
 
 
 class FrameBinaryWriter(io.RawIOBase):
@@ -20,7 +25,7 @@ class FrameBinaryWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: "bytes | bytearray | memoryview") -> int:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         payload = bytes(data)
         if payload:
             self._send(self._stream, payload)

@@ -7,11 +7,12 @@ the thread that read it, with no queue in between, while another thread keeps re
 long calls never stop the pump, and callbacks to the controller can nest freely.
 """
 
+from __future__ import annotations
+
 import builtins
 import itertools
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .._protocol import codec
 from .._protocol import messages as m
@@ -20,6 +21,10 @@ from .._protocol.framing import Frame
 from .._protocol.references import References
 from .channel import Channel
 from .operations import MODULES, Operations, evaluate
+
+TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 MAX_SPARE_THREADS = 4
 
@@ -33,7 +38,7 @@ class PeerProxy:
 
     __slots__ = ("__weakref__", "_oid", "_peer", "_type_name")
 
-    def __init__(self, peer: "Peer", oid: int, type_name: str) -> None:
+    def __init__(self, peer: Peer, oid: int, type_name: str) -> None:
         self._peer = peer
         self._oid = oid
         self._type_name = type_name
@@ -54,7 +59,7 @@ class _Waiter:
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        self.frame: Optional[Frame] = None
+        self.frame: Frame | None = None
 
 
 class Peer:
@@ -72,9 +77,9 @@ class Peer:
         self._pool_lock = threading.Lock()
         self._available = 0
         self._request_ids = itertools.count(1)
-        self._waiters: Dict[int, _Waiter] = {}
-        self._releases: List[Tuple[int, int]] = []
-        self._frame_handlers: Dict[int, Callable[[Frame], bool]] = {
+        self._waiters: dict[int, _Waiter] = {}
+        self._releases: list[tuple[int, int]] = []
+        self._frame_handlers: dict[int, Callable[[Frame], bool]] = {
             m.REQUEST: lambda frame: True,
             m.RESULT: self._answer,
             m.ERROR: self._answer,
@@ -87,12 +92,12 @@ class Peer:
     def _make_proxy(self, oid: int, type_name: str) -> PeerProxy:
         return PeerProxy(self, oid, type_name)
 
-    def _proxy_oid(self, obj: Any) -> Optional[int]:
+    def _proxy_oid(self, obj: Any) -> int | None:
         if type(obj) is PeerProxy and obj._peer is self:
             return obj._oid
         return None
 
-    def _resolve_expression(self, payload: Tuple[Any, ...]) -> Any:
+    def _resolve_expression(self, payload: tuple[Any, ...]) -> Any:
         return evaluate(payload[1], payload[2])
 
     def _queue_release(self, oid: int, count: int) -> None:
@@ -147,7 +152,7 @@ class Peer:
                     return
                 self._available += 1
 
-    def _next_request(self) -> Optional[Frame]:
+    def _next_request(self) -> Frame | None:
         """As leader: read until a request arrives; ``None`` when the session ends."""
         while not self.stopped.is_set():
             try:
@@ -174,7 +179,7 @@ class Peer:
         return False
 
     def _release(self, frame: Frame) -> bool:
-        for oid, count in codec.decode_values(frame.body):
+        for oid, count in codec.decode_values(frame.body, trusted=True):
             self.refs.exports.release(oid, count)
         return False
 
@@ -198,7 +203,7 @@ class Peer:
 
     # -- calling the controller ---------------------------------------------------
 
-    def call(self, target: PeerProxy, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    def call(self, target: PeerProxy, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call controller object ``target``; blocks this thread until it answers."""
         request_id = next(self._request_ids)
         waiter = _Waiter()
@@ -214,7 +219,7 @@ class Peer:
             return value
         raise rebuild_exception(value)
 
-    def statistics(self) -> Dict[str, int]:
+    def statistics(self) -> dict[str, int]:
         """Counts for diagnostics: exported objects, proxies held, threads."""
         return {
             "exported": len(self.refs.exports),
