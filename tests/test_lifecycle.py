@@ -81,19 +81,20 @@ async def test_connect_timeout_kills_the_process() -> None:
     assert await _wait_until(lambda: not _processes_with(marker), 5)
 
 
+async def _sleep_until_lost(conn: pushy.Session, errors: list[BaseException]) -> None:
+    """A long remote call that records the ``ConnectionLost`` ending it."""
+    try:
+        await conn.modules.time.sleep(30)
+    except pushy.ConnectionLost as exc:
+        errors.append(exc)
+
+
 async def test_remote_death_fails_pending_calls_promptly(conn: pushy.Session) -> None:
     pid = conn.info["pid"]
     errors: list[BaseException] = []
-
-    async def pending() -> None:
-        try:
-            await conn.modules.time.sleep(30)
-        except pushy.ConnectionLost as exc:
-            errors.append(exc)
-
     async with anyio.create_task_group() as group:
         for _ in range(3):
-            group.start_soon(pending)
+            group.start_soon(_sleep_until_lost, conn, errors)
         await anyio.sleep(0.2)
         killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
@@ -188,15 +189,8 @@ async def test_close_is_bounded_when_background_jobs_hold_the_pipes(
 
 async def test_close_with_pending_calls(conn: pushy.Session) -> None:
     errors: list[BaseException] = []
-
-    async def pending() -> None:
-        try:
-            await conn.modules.time.sleep(30)
-        except pushy.ConnectionLost as exc:
-            errors.append(exc)
-
     async with anyio.create_task_group() as group:
-        group.start_soon(pending)
+        group.start_soon(_sleep_until_lost, conn, errors)
         await anyio.sleep(0.2)
         with anyio.fail_after(15):
             await conn.close()
