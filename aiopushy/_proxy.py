@@ -266,7 +266,8 @@ class Proxy(RemoteNode):
         yield  # pragma: no cover - makes this a generator
 
     def __repr__(self) -> str:
-        return f"<aiopushy.Proxy {self._pushy_type} #{self._pushy_oid} on {self._pushy_session}>"
+        session = self._pushy_session.target
+        return f"<aiopushy.Proxy {self._pushy_type} #{self._pushy_oid} on {session}>"
 
 
 class LazyRef(RemoteNode):

@@ -128,7 +128,8 @@ class Session:
         self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
 
     def __repr__(self) -> str:
-        return self.target
+        state = "closed" if self.closed else f"pid {self.info.get('pid', '?')}"
+        return f"<aiopushy.Session {self.target!r} {state}>"
 
     # -- start-up -----------------------------------------------------------------
 
@@ -160,9 +161,10 @@ class Session:
             ) from exc
         except ProtocolError as exc:
             raise ConnectError(f"{exc}", target=self.target) from exc
-        except (RemoteError, OSError) as exc:
+        except Exception as exc:  # the remote could not apply the settings (cwd, env)
             raise ConnectError(
-                f"{self.target}: session setup failed: {exc}", target=self.target
+                f"{self.target}: session setup failed: {type(exc).__name__}: {exc}",
+                target=self.target,
             ) from exc
         finally:
             self._pending.pop(setup_id, None)
@@ -317,9 +319,7 @@ class Session:
                 task.cancel()
 
     def _kill(self) -> None:
-        kill = getattr(self.transport, "kill", None)
-        if kill is not None:
-            kill()
+        self.transport.kill()
 
     @property
     def closed(self) -> bool:

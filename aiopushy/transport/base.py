@@ -60,6 +60,12 @@ class BaseTransport(abc.ABC):
         """Wait until the remote process has exited, if the transport can tell; its status."""
         return self.returncode
 
+    def kill(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """End the connection at once, without grace (the peer misbehaved or froze).
+
+        The default does nothing; ``aclose`` still follows.
+        """
+
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close the streams and release the process or connection.
