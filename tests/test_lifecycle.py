@@ -237,3 +237,16 @@ def test_loader_has_no_quote_characters() -> None:
 
     assert not set(_bootstrap.LOADER) & set("'\"`$\\")
     assert textwrap.dedent(_bootstrap.LOADER) == _bootstrap.LOADER
+
+
+def test_shipped_code_parses_as_python_3_8() -> None:
+    import ast
+
+    from aiopushy import _bootstrap
+
+    root = Path(pushy.__file__).parent
+    for package in ("_protocol", "_remote"):
+        for path in (root / package).glob("*.py"):
+            ast.parse(path.read_text(), str(path), feature_version=(3, 8))
+    ast.parse(_bootstrap.LOADER, feature_version=(3, 8))
+    ast.parse(_bootstrap.stage_two(1024), feature_version=(3, 8))
