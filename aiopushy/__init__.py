@@ -10,13 +10,20 @@ the rest of the remote code arrives over its standard input.
 
 from ._connect import Connecting as Connecting
 from ._connect import connect as connect
+from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ConnectError as ConnectError
 from ._exceptions import ConnectionLost as ConnectionLost
+from ._exceptions import ConnectionRefused as ConnectionRefused
 from ._exceptions import ConnectTimeout as ConnectTimeout
+from ._exceptions import HostKeyError as HostKeyError
+from ._exceptions import HostNotFoundError as HostNotFoundError
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import PushyError as PushyError
+from ._exceptions import PythonNotFoundError as PythonNotFoundError
+from ._exceptions import PythonTooOldError as PythonTooOldError
 from ._exceptions import RemoteError as RemoteError
 from ._exceptions import RemoteTraceback as RemoteTraceback
+from ._exceptions import SudoPasswordRequired as SudoPasswordRequired
 from ._proxy import LazyRef as LazyRef
 from ._proxy import Proxy as Proxy
 from ._proxy import byref as byref
@@ -43,6 +50,13 @@ __all__ = [
     "PushyError",
     "ConnectError",
     "ConnectTimeout",
+    "HostNotFoundError",
+    "ConnectionRefused",
+    "AuthenticationError",
+    "HostKeyError",
+    "PythonNotFoundError",
+    "PythonTooOldError",
+    "SudoPasswordRequired",
     "ConnectionLost",
     "ProtocolError",
     "RemoteError",

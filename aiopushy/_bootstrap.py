@@ -27,6 +27,7 @@ SHIPPED_PACKAGES = ("_protocol", "_remote")
 
 LOADER = """\
 import os,sys,zlib
+if sys.version_info<(3,8):sys.exit(5)
 def r(n):
  d=bytearray()
  while len(d)<n:
@@ -120,6 +121,12 @@ def payload(max_frame_size: int) -> bytes:
     """
     parts = (zlib.compress(stage_two(max_frame_size).encode("utf-8"), 9), _compiled())
     return b"".join(b"%012d%010d" % (len(part), zlib.crc32(part)) + part for part in parts)
+
+
+EXIT_INPUT_ENDED = 3
+EXIT_CORRUPT = 4
+EXIT_TOO_OLD = 5
+"""Exit statuses of the loader, for start-up error messages."""
 
 
 def command(python: list[str]) -> list[str]:

@@ -1,7 +1,10 @@
 """Every exception aiopushy raises, in one hierarchy rooted at ``PushyError``.
 
 * ``ConnectError`` -- a session could not be started (the transport failed, the remote
-  interpreter did not start, the handshake failed or timed out).
+  interpreter did not start, the handshake failed or timed out), with a subclass for
+  each cause a user can act on: ``ConnectTimeout``, ``HostNotFoundError``,
+  ``ConnectionRefused``, ``AuthenticationError``, ``HostKeyError``,
+  ``PythonNotFoundError``, ``PythonTooOldError``, ``SudoPasswordRequired``.
 * ``ConnectionLost`` -- an established session ended: the remote died, stopped answering
   heartbeats, or the session was closed while a call was pending.
 * ``ProtocolError`` -- the peer sent bytes that break the protocol; the session is closed.
@@ -39,6 +42,34 @@ class ConnectError(PushyError):
 
 class ConnectTimeout(ConnectError, TimeoutError):
     """Start-up (spawn, bootstrap and handshake) did not finish within ``timeout``."""
+
+
+class HostNotFoundError(ConnectError):
+    """The host name could not be resolved."""
+
+
+class ConnectionRefused(ConnectError):
+    """Nothing accepts connections at the host and port."""
+
+
+class AuthenticationError(ConnectError):
+    """The remote side refused our credentials (the message never contains a password)."""
+
+
+class HostKeyError(ConnectError):
+    """The server's host key is unknown or has changed (see ``host_key_policy``)."""
+
+
+class PythonNotFoundError(ConnectError):
+    """No suitable Python interpreter was found (or the one named does not exist)."""
+
+
+class PythonTooOldError(ConnectError):
+    """The remote Python is older than 3.8, the oldest the remote code supports."""
+
+
+class SudoPasswordRequired(ConnectError):
+    """``sudo`` wants a password; aiopushy runs it non-interactively (``sudo -n``)."""
 
 
 class ConnectionLost(PushyError):

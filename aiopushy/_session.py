@@ -26,6 +26,8 @@ from ._exceptions import (
     ConnectError,
     ConnectionLost,
     ProtocolError,
+    PythonNotFoundError,
+    PythonTooOldError,
     RemoteError,
     RemoteTraceback,
 )
@@ -61,6 +63,15 @@ _REBUILT_EXCEPTIONS = {
     if isinstance(value, type)
     and issubclass(value, Exception)
     and value not in (StopIteration, StopAsyncIteration)
+}
+
+
+# Exit statuses of a remote that ended before the handshake: the shell's "command not
+# found" and the loader's own (see _bootstrap).
+_STARTUP_EXIT_CODES: dict[int | None, tuple[type[ConnectError], str]] = {
+    127: (PythonNotFoundError, "was not found"),
+    _bootstrap.EXIT_TOO_OLD: (PythonTooOldError, "is older than Python 3.8"),
+    _bootstrap.EXIT_CORRUPT: (ConnectError, "received a corrupted bootstrap"),
 }
 
 
@@ -154,11 +165,7 @@ class Session:
             await future
         except (ConnectionLost, anyio.BrokenResourceError) as exc:
             await self._drain_stderr()
-            raise ConnectError(
-                f"{self.target}: the remote interpreter did not start",
-                target=self.target,
-                stderr=self.stderr_tail,
-            ) from exc
+            raise self._startup_failure() from exc
         except ProtocolError as exc:
             raise ConnectError(f"{exc}", target=self.target) from exc
         except Exception as exc:  # the remote could not apply the settings (cwd, env)
@@ -172,6 +179,21 @@ class Session:
                 if started.done() and not started.cancelled():
                     started.exception()  # retrieved: the error above already says it
         self._spawn(self._heartbeat(), "heartbeat")
+
+    def _startup_failure(self) -> ConnectError:
+        """The error for a remote that ended before the handshake, as precise as we can."""
+        code, stderr = self.transport.returncode, self.stderr_tail
+        kind = self.transport.startup_error_type(code, stderr)
+        if kind is None:
+            kind, reason = _STARTUP_EXIT_CODES.get(code, (ConnectError, "did not start"))
+        else:
+            reason = "did not start"
+        status = f" (exit status {code})" if code is not None else ""
+        return kind(
+            f"{self.target}: the remote interpreter {reason}{status}",
+            target=self.target,
+            stderr=stderr,
+        )
 
     def _on_hello(self, frame: Frame) -> None:
         info = codec.decode_values(frame.body)

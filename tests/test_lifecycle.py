@@ -250,3 +250,14 @@ def test_shipped_code_parses_as_python_3_8() -> None:
             ast.parse(path.read_text(), str(path), feature_version=(3, 8))
     ast.parse(_bootstrap.LOADER, feature_version=(3, 8))
     ast.parse(_bootstrap.stage_two(1024), feature_version=(3, 8))
+
+
+async def test_missing_remote_python_is_its_own_error() -> None:
+    with pytest.raises(pushy.PythonNotFoundError):
+        await pushy.connect("local:", python=["sh", "-c", "exit 127", "x"])
+
+
+async def test_old_remote_python_is_its_own_error() -> None:
+    # The loader's first check: an interpreter older than 3.8 exits with status 5.
+    with pytest.raises(pushy.PythonTooOldError, match=r"older than Python 3\.8"):
+        await pushy.connect("local:", python=["sh", "-c", "exit 5", "x"])

@@ -12,6 +12,8 @@ from typing import ClassVar
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
+from .._exceptions import ConnectError
+
 
 class EmptyReceiveStream(ByteReceiveStream):
     """A stream that is always at its end: for transports without a standard error."""
@@ -59,6 +61,11 @@ class BaseTransport(abc.ABC):
     async def wait(self) -> int | None:
         """Wait until the remote process has exited, if the transport can tell; its status."""
         return self.returncode
+
+    def startup_error_type(self, returncode: int | None, stderr: str) -> type[ConnectError] | None:
+        """The error class for a remote that ended before the handshake, if the transport
+        recognises the cause (say, ``sudo`` asking for a password); ``None`` otherwise."""
+        return None
 
     def kill(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """End the connection at once, without grace (the peer misbehaved or froze).
