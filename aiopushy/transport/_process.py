@@ -8,55 +8,13 @@ import os
 from collections.abc import Mapping, Sequence
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from .._exceptions import ConnectError
+from ._streams import ReaderStream, WriterStream
 from .base import BaseTransport
 
 #: How long ``aclose`` waits for the process to exit on its own, then after SIGTERM.
 EXIT_GRACE = 2.0
-
-
-class ReaderStream(ByteReceiveStream):
-    """An ``asyncio.StreamReader`` as an anyio byte stream."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-
-    async def receive(self, max_bytes: int = 262144) -> bytes:
-        """Bytes as soon as some are available; ``anyio.EndOfStream`` at the end."""
-        data = await self._reader.read(max_bytes)
-        if not data:
-            raise anyio.EndOfStream
-        return data
-
-    async def aclose(self) -> None:
-        """Stop reading (the process side is closed by the transport)."""
-        self._reader.feed_eof()
-
-
-class WriterStream(ByteSendStream):
-    """An ``asyncio.StreamWriter`` as an anyio byte stream.
-
-    ``send`` queues all bytes before its first suspension point, so frames written by
-    concurrent tasks never interleave.
-    """
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-
-    async def send(self, item: bytes) -> None:
-        """Write ``item`` and wait while the pipe's buffer is full."""
-        try:
-            self._writer.write(item)
-            await self._writer.drain()
-        except (ConnectionError, RuntimeError) as exc:
-            raise anyio.BrokenResourceError from exc
-
-    async def aclose(self) -> None:
-        """Close the pipe (the remote sees end of input)."""
-        with contextlib.suppress(OSError, RuntimeError):
-            self._writer.close()
 
 
 class ProcessTransport(BaseTransport):
