@@ -22,6 +22,7 @@ PopenFunction: TypeAlias = Callable[..., Awaitable[BaseTransport]]
 
 transports: dict[str, str | ModuleType | PopenFunction] = {
     "local": "aiopushy.transport.local",
+    "ssh": "aiopushy.transport.ssh",
 }
 """The transport registry."""
 

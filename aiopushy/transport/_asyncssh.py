@@ -1,0 +1,251 @@
+"""The ``ssh`` transport on asyncssh: one connection per host, one channel per interpreter.
+
+Connections are pooled per event loop by everything that makes them different (host,
+port, user, credentials, policies): every interpreter and the SFTP session for that host
+share one SSH handshake. A connection closes when its last user is done with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import asyncssh
+
+from .._exceptions import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionRefused,
+    ConnectTimeout,
+    HostKeyError,
+    HostNotFoundError,
+    SudoPasswordRequired,
+)
+from ._process import EXIT_GRACE
+from ._sshcommon import (
+    SUDO_PASSWORD_MARKERS,
+    SSHOptions,
+    host_key_error_message,
+    remote_command,
+)
+from ._streams import ReaderStream, WriterStream
+from .base import BaseTransport
+
+
+class _PolicyClient(asyncssh.SSHClient):
+    """Applies ``host_key_policy='accept-new'``: trust and record a host never seen."""
+
+    def __init__(self, options: SSHOptions) -> None:
+        self.options = options
+        self.changed = False
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        if self.options.host_key_policy != "accept-new":
+            self.changed = _known_keys(self.options, host, addr, port) > 0
+            return False
+        if _known_keys(self.options, host, addr, port):
+            self.changed = True  # known, with another key: never accept that silently
+            return False
+        line = f"{self.options.host_label()} {key.export_public_key().decode().strip()}\n"
+        path = self.options.known_hosts_path
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+        return True
+
+
+def _known_keys(options: SSHOptions, host: str, addr: str, port: int) -> int:
+    """How many keys the known-hosts file holds for this host."""
+    try:
+        known = asyncssh.read_known_hosts(options.known_hosts_path)
+    except (OSError, ValueError):
+        return 0
+    trusted = known.match(host, addr, port if port != 22 else None)
+    return len(trusted[0]) + len(trusted[1])
+
+
+@dataclass
+class _Shared:
+    connection: asyncssh.SSHClientConnection
+    users: int = 0
+    sftp: asyncssh.SFTPClient | None = None
+    sftp_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+_Pool = dict[SSHOptions, "_Shared | asyncio.Future[_Shared]"]
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
+
+
+def _pool() -> _Pool:
+    return _pools.setdefault(asyncio.get_running_loop(), {})
+
+
+async def _open(options: SSHOptions) -> _Shared:
+    client = _PolicyClient(options)
+    kwargs: dict[str, Any] = {
+        "port": options.port,
+        "username": options.username,
+        "password": options.password,
+        "passphrase": options.passphrase,
+        "keepalive_interval": options.keepalive_interval or 0,
+        "connect_timeout": options.connect_timeout,
+        "agent_forwarding": options.forward_agent,
+        "client_factory": lambda: client,
+    }
+    if options.client_keys is not None:
+        kwargs["client_keys"] = list(options.client_keys)
+    if options.agent_path is not None:
+        kwargs["agent_path"] = options.agent_path
+    if options.config is not None:
+        kwargs["config"] = [options.config]
+    if options.tunnel is not None:
+        kwargs["tunnel"] = options.tunnel
+    if options.host_key_policy == "off":
+        kwargs["known_hosts"] = None
+    else:
+        kwargs["known_hosts"] = options.known_hosts_path
+    target = f"ssh:{options.username}@{options.host_label()}"
+    try:
+        connection = await asyncssh.connect(options.address.host, **kwargs)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        message = host_key_error_message(options, client.changed)
+        raise HostKeyError(f"{target}: {message}", target=target) from exc
+    except asyncssh.PermissionDenied as exc:
+        raise AuthenticationError(
+            f"{target}: authentication failed ({exc.reason})", target=target
+        ) from exc
+    except socket.gaierror as exc:
+        raise HostNotFoundError(
+            f"{target}: cannot resolve {options.address.host!r}: {exc.strerror}", target=target
+        ) from exc
+    except ConnectionRefusedError as exc:
+        raise ConnectionRefused(
+            f"{target}: connection refused by {options.host_label()}", target=target
+        ) from exc
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"{target}: timed out connecting", target=target) from exc
+    except (OSError, asyncssh.Error) as exc:
+        raise ConnectError(f"{target}: {exc}", target=target) from exc
+    return _Shared(connection)
+
+
+async def acquire(options: SSHOptions) -> _Shared:
+    """The shared connection for ``options``, opening it if needed (one handshake)."""
+    pool = _pool()
+    entry = pool.get(options)
+    if entry is None or (isinstance(entry, _Shared) and entry.connection.is_closed()):
+        entry = pool[options] = asyncio.ensure_future(_open(options))
+    if isinstance(entry, asyncio.Future):
+        try:
+            shared = await asyncio.shield(entry)
+        except BaseException:
+            if pool.get(options) is entry:
+                del pool[options]
+            raise
+        pool[options] = shared
+    else:
+        shared = entry
+    shared.users += 1
+    return shared
+
+
+def release(options: SSHOptions, shared: _Shared) -> None:
+    """Give a connection back; the last user closes it."""
+    shared.users -= 1
+    if shared.users <= 0:
+        pool = _pool()
+        if pool.get(options) is shared:
+            del pool[options]
+        shared.connection.close()
+
+
+class AsyncSSHTransport(BaseTransport):
+    """An interpreter on a channel of a (shared) asyncssh connection."""
+
+    native_file_copy = True
+
+    def __init__(
+        self, options: SSHOptions, shared: _Shared, process: asyncssh.SSHClientProcess[bytes]
+    ) -> None:
+        self.options = options
+        self.address = options.address.host
+        self._shared = shared
+        self._process = process
+        self._released = False
+        self.stdin = WriterStream(process.stdin)
+        self.stdout = ReaderStream(process.stdout)
+        self.stderr = ReaderStream(process.stderr)
+
+    @classmethod
+    async def open(cls, command: list[str], options: SSHOptions) -> AsyncSSHTransport:
+        """Open (or share) the connection and start ``command`` on a new channel."""
+        shared = await acquire(options)
+        try:
+            process = await shared.connection.create_process(
+                remote_command(command, options.sudo), encoding=None
+            )
+        except (OSError, asyncssh.Error) as exc:
+            release(options, shared)
+            raise ConnectError(f"ssh:{options.host_label()}: cannot start: {exc}") from exc
+        return cls(options, shared, process)
+
+    @property
+    def returncode(self) -> int | None:
+        """The remote command's exit status, once the channel has closed."""
+        return self._process.exit_status
+
+    async def wait(self) -> int | None:
+        """Wait for the channel to close; the exit status."""
+        await self._process.wait_closed()
+        return self._process.exit_status
+
+    def startup_error_type(self, returncode: int | None, stderr: str) -> type[ConnectError] | None:
+        """Recognise ``sudo`` asking for a password."""
+        if self.options.sudo and any(marker in stderr for marker in SUDO_PASSWORD_MARKERS):
+            return SudoPasswordRequired
+        return None
+
+    def kill(self) -> None:
+        """Close the channel at once; the remote interpreter sees its input end."""
+        self._process.close()
+
+    async def aclose(self) -> None:
+        """End of input, a grace period, then close the channel and release the connection."""
+        await self.stdin.aclose()
+        with anyio.move_on_after(EXIT_GRACE):
+            await self._process.wait_closed()
+        self._process.close()
+        with anyio.move_on_after(EXIT_GRACE):
+            await self._process.wait_closed()
+        if not self._released:
+            self._released = True
+            release(self.options, self._shared)
+
+    async def _sftp(self) -> asyncssh.SFTPClient:
+        shared = self._shared
+        async with shared.sftp_lock:
+            if shared.sftp is None:
+                shared.sftp = await shared.connection.start_sftp_client()
+            return shared.sftp
+
+    async def getfile(self, remote_path: str, local_path: str) -> None:
+        """Copy with SFTP over the shared connection."""
+        sftp = await self._sftp()
+        try:
+            await sftp.get(remote_path, local_path)
+        except asyncssh.SFTPNoSuchFile as exc:
+            raise FileNotFoundError(2, exc.reason, remote_path) from exc
+
+    async def putfile(self, local_path: str, remote_path: str) -> None:
+        """Copy with SFTP over the shared connection."""
+        sftp = await self._sftp()
+        try:
+            await sftp.put(local_path, remote_path)
+        except asyncssh.SFTPNoSuchFile as exc:
+            raise FileNotFoundError(2, exc.reason, remote_path) from exc

@@ -1,0 +1,204 @@
+"""Real SSH servers for the tests: OpenSSH's sshd as a child process, and asyncssh's.
+
+Both listen on a free 127.0.0.1 port, with a generated host key and a generated user
+key; ``known_hosts`` is a file of the test's own, so nothing in ``~/.ssh`` is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Keys:
+    """A host key, a user key and the files a client needs."""
+
+    directory: Path
+    host_key: asyncssh.SSHKey
+    user_key_path: Path
+    known_hosts: Path
+
+    @classmethod
+    def generate(cls, directory: Path) -> Keys:
+        host_key = asyncssh.generate_private_key("ssh-ed25519")
+        user_key = asyncssh.generate_private_key("ssh-ed25519")
+        host_key.write_private_key(str(directory / "host_ed25519"))
+        os.chmod(directory / "host_ed25519", 0o600)
+        user_key.write_private_key(str(directory / "id_ed25519"))
+        os.chmod(directory / "id_ed25519", 0o600)
+        user_key.write_public_key(str(directory / "authorized_keys"))
+        return cls(directory, host_key, directory / "id_ed25519", directory / "known_hosts")
+
+    def trust(self, port: int, key: asyncssh.SSHKey | None = None) -> None:
+        """Write a known_hosts file naming ``key`` (default: the real host key)."""
+        public = (key or self.host_key).export_public_key().decode().strip()
+        self.known_hosts.write_text(f"[127.0.0.1]:{port} {public}\n")
+
+
+@dataclass
+class Server:
+    """Where a test server listens and how to log in to it."""
+
+    port: int
+    keys: Keys
+    username: str
+
+    def connect_kwargs(self, **extra: Any) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "port": self.port,
+            "username": self.username,
+            "client_keys": [str(self.keys.user_key_path)],
+            "known_hosts": str(self.keys.known_hosts),
+            "agent_path": None,
+            "config": os.devnull,
+            "connect_timeout": 20,
+        }
+        options.update(extra)
+        return options
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"sshd exited with status {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("sshd did not start listening")
+
+
+@contextlib.contextmanager
+def openssh_server(directory: Path) -> Iterator[Server]:
+    """Run OpenSSH's sshd on a free loopback port for as long as the context lasts."""
+    assert SSHD is not None
+    os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
+    keys = Keys.generate(directory)
+    port = free_port()
+    config = directory / "sshd_config"
+    config.write_text(
+        f"Port {port}\n"
+        "ListenAddress 127.0.0.1\n"
+        f"HostKey {directory / 'host_ed25519'}\n"
+        f"PidFile {directory / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {directory / 'authorized_keys'}\n"
+        "PermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "UsePAM no\n"
+        "StrictModes no\n"
+        "Subsystem sftp internal-sftp\n"
+        "AllowTcpForwarding yes\n"
+        "AllowAgentForwarding yes\n"
+        "MaxSessions 100\n"
+        "MaxStartups 200\n"
+        "LogLevel ERROR\n"
+    )
+    subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, process)
+        keys.trust(port)
+        yield Server(port, keys, getpass.getuser())
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class _Server(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return password == PASSWORD
+
+
+async def _run_command(process: asyncssh.SSHServerProcess[bytes]) -> None:
+    """Run the requested command under /bin/sh, pumping its streams through the channel."""
+    child = await asyncio.create_subprocess_exec(
+        "/bin/sh",
+        "-c",
+        process.command or "",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert child.stdin and child.stdout and child.stderr
+
+    async def pump_in() -> None:
+        assert child.stdin
+        with contextlib.suppress(Exception):
+            while data := await process.stdin.read(65536):
+                child.stdin.write(data)
+                await child.stdin.drain()
+        with contextlib.suppress(Exception):
+            child.stdin.close()
+
+    async def pump_out(source: asyncio.StreamReader, target: Any) -> None:
+        with contextlib.suppress(Exception):
+            while data := await source.read(65536):
+                target.write(data)
+                await target.drain()
+
+    feeding = asyncio.ensure_future(pump_in())
+    await asyncio.gather(
+        pump_out(child.stdout, process.stdout), pump_out(child.stderr, process.stderr)
+    )
+    feeding.cancel()
+    code = await child.wait()
+    process.exit(code if code >= 0 else 255)
+
+
+@contextlib.asynccontextmanager
+async def asyncssh_server(directory: Path) -> Any:
+    """An in-process asyncssh server (password and key auth, real commands, SFTP)."""
+    keys = Keys.generate(directory)
+    listener = await asyncssh.listen(
+        "127.0.0.1",
+        0,
+        server_host_keys=[keys.host_key],
+        authorized_client_keys=str(directory / "authorized_keys"),
+        server_factory=_Server,
+        process_factory=_run_command,
+        encoding=None,
+        sftp_factory=True,
+        allow_scp=True,
+    )
+    port = listener.sockets[0].getsockname()[1]
+    keys.trust(port)
+    try:
+        yield Server(port, keys, getpass.getuser())
+    finally:
+        listener.close()
+        await listener.wait_closed()

@@ -1,0 +1,289 @@
+"""The ssh transport against real servers: OpenSSH's sshd, and an asyncssh server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncssh
+import pytest
+
+import aiopushy as pushy
+from aiopushy.transport import _asyncssh
+from aiopushy.transport._sshcommon import (
+    PROBE_PYTHON,
+    SSHAddress,
+    make_options,
+    parse_address,
+    remote_command,
+)
+
+from .sshservers import PASSWORD, SSHD, Server, asyncssh_server, openssh_server
+
+pytestmark = pytest.mark.anyio
+
+# -- pure parts -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("web1", SSHAddress("web1")),
+        ("deploy@web1", SSHAddress("web1", None, "deploy")),
+        ("web1:2222", SSHAddress("web1", 2222)),
+        ("deploy@web1:2222", SSHAddress("web1", 2222, "deploy")),
+        ("[::1]:2200", SSHAddress("::1", 2200)),
+        ("me@[fe80::1]", SSHAddress("fe80::1", None, "me")),
+        ("::1", SSHAddress("::1")),
+        ("a@b@host", SSHAddress("host", None, "a@b")),
+    ],
+)
+def test_address_forms(address: str, expected: SSHAddress) -> None:
+    assert parse_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["", "@host", "host:", "host:99999", "[::1", "[::1]x"])
+def test_bad_addresses(address: str) -> None:
+    with pytest.raises(ValueError):
+        parse_address(address)
+
+
+def test_options() -> None:
+    options = make_options("deploy@web1:2222", client_keys="k", host_key_policy="accept-new")
+    assert (options.username, options.port, options.client_keys) == ("deploy", 2222, ("k",))
+    assert options.host_label() == "[web1]:2222"
+    assert make_options("web1", username="other").username == "other"
+    with pytest.raises(ValueError, match="host_key_policy"):
+        make_options("web1", host_key_policy="yolo")
+    with pytest.raises(TypeError, match="bogus"):
+        make_options("web1", bogus=1)
+
+
+def test_remote_command_quotes_and_probes() -> None:
+    explicit = remote_command(["/opt/py 3/bin/python", "-c", "print(1)"], sudo=False)
+    assert explicit.startswith("exec /bin/sh -c ")
+    assert "'/opt/py 3/bin/python'" in explicit.replace("'\"'\"'", "'")
+    probe = remote_command([PROBE_PYTHON, "-c", "pass"], sudo="deploy")
+    assert "python3.12" in probe and "platform-python" in probe and "sudo -n -u deploy" in probe
+
+
+# -- servers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if SSHD is None:
+        if os.environ.get("CI"):
+            pytest.fail("sshd is required in CI (apt-get install openssh-server)")
+        pytest.skip("OpenSSH's sshd is not installed (apt-get install openssh-server)")
+    with openssh_server(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture
+async def asyncssh_srv(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Server]:
+    async with asyncssh_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture(params=["asyncssh", "native"])
+def native(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param == "native")
+
+
+async def test_key_auth_and_python_probe(openssh: Server, native: bool) -> None:
+    kwargs = openssh.connect_kwargs(use_native=native)
+    async with pushy.connect("ssh:127.0.0.1", timeout=60, **kwargs) as conn:
+        assert await conn.eval("1 + 1") == 2
+        pid = await conn.modules.os.getpid()
+        assert pid != os.getpid() and pid == conn.info["pid"]
+        version = await conn.modules.sys.version_info[:2]
+        assert tuple(version) >= (3, 8)
+        assert conn.transport.address == "127.0.0.1"
+
+
+async def test_explicit_python_env_and_cwd(openssh: Server, tmp_path: Path) -> None:
+    async with pushy.connect(
+        "ssh:127.0.0.1",
+        python=sys.executable,
+        env={"AIOPUSHY_SSH": "1"},
+        cwd=str(tmp_path),
+        **openssh.connect_kwargs(),
+    ) as conn:
+        assert await conn.modules.sys.executable == sys.executable
+        assert await conn.modules.os.environ["AIOPUSHY_SSH"] == "1"
+        assert await conn.modules.os.getcwd() == str(tmp_path)
+
+
+async def test_sftp_copy_of_a_multi_megabyte_file(
+    openssh: Server, native: bool, tmp_path: Path
+) -> None:
+    payload = os.urandom(5 * 1024 * 1024 + 3)
+    (tmp_path / "up.bin").write_bytes(payload)
+    async with pushy.connect("ssh:127.0.0.1", **openssh.connect_kwargs(use_native=native)) as conn:
+        assert conn.transport.native_file_copy
+        await conn.putfile(tmp_path / "up.bin", str(tmp_path / "remote.bin"))
+        assert (tmp_path / "remote.bin").read_bytes() == payload
+        await conn.getfile(str(tmp_path / "remote.bin"), tmp_path / "down.bin")
+        assert (tmp_path / "down.bin").read_bytes() == payload
+        with pytest.raises(FileNotFoundError):
+            await conn.getfile(str(tmp_path / "missing"), tmp_path / "never")
+
+
+async def test_many_interpreters_share_one_connection(openssh: Server) -> None:
+    kwargs = openssh.connect_kwargs()
+    sessions = []
+    try:
+        async with anyio.create_task_group() as group:
+
+            async def open_one() -> None:
+                sessions.append(await pushy.connect("ssh:127.0.0.1", **kwargs))
+
+            for _ in range(12):
+                group.start_soon(open_one)
+        pids = {await s.modules.os.getpid() for s in sessions}
+        assert len(pids) == 12
+        shared = {id(s.transport._shared) for s in sessions}  # type: ignore[attr-defined]
+        assert len(shared) == 1
+    finally:
+        for session in sessions:
+            await session.close()
+    assert not _asyncssh._pool()  # the last user closed the connection
+
+
+async def test_killed_remote_fails_pending_calls(openssh: Server, native: bool) -> None:
+    async with pushy.connect("ssh:127.0.0.1", **openssh.connect_kwargs(use_native=native)) as c:
+        pid = c.info["pid"]
+        killer = asyncio.ensure_future(_kill_soon(pid))
+        with pytest.raises(pushy.ConnectionLost), anyio.fail_after(10):
+            await c.modules.time.sleep(30)
+        await killer
+
+
+async def _kill_soon(pid: int) -> None:
+    await anyio.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+
+
+async def test_close_leaves_no_remote_process(openssh: Server, native: bool) -> None:
+    conn = await pushy.connect("ssh:127.0.0.1", **openssh.connect_kwargs(use_native=native))
+    pid = conn.info["pid"]
+    await conn.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        await anyio.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+async def test_unknown_host_key(openssh: Server, native: bool, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    kwargs = openssh.connect_kwargs(use_native=native, known_hosts=str(empty))
+    with pytest.raises(pushy.HostKeyError) as info:
+        await pushy.connect("ssh:127.0.0.1", **kwargs)
+    if not native:
+        assert "not in" in str(info.value) and "accept-new" in str(info.value)
+
+
+async def test_changed_host_key(openssh: Server, native: bool, tmp_path: Path) -> None:
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{openssh.port} {other}")
+    kwargs = openssh.connect_kwargs(use_native=native, known_hosts=str(wrong))
+    with pytest.raises(pushy.HostKeyError) as info:
+        await pushy.connect("ssh:127.0.0.1", **kwargs)
+    assert "CHANGED" in str(info.value)
+    # accept-new never accepts a changed key either
+    with pytest.raises(pushy.HostKeyError):
+        await pushy.connect("ssh:127.0.0.1", **{**kwargs, "host_key_policy": "accept-new"})
+
+
+async def test_accept_new_records_the_key(openssh: Server, native: bool, tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    path.write_text("")
+    kwargs = openssh.connect_kwargs(
+        use_native=native, known_hosts=str(path), host_key_policy="accept-new"
+    )
+    async with pushy.connect("ssh:127.0.0.1", **kwargs) as conn:
+        assert await conn.eval("2") == 2
+    assert str(openssh.port) in path.read_text()
+    strict = {**kwargs, "host_key_policy": "strict"}
+    async with pushy.connect("ssh:127.0.0.1", **strict) as conn:  # now known
+        assert await conn.eval("3") == 3
+
+
+async def test_host_key_checking_off(openssh: Server, native: bool, tmp_path: Path) -> None:
+    kwargs = openssh.connect_kwargs(
+        use_native=native, known_hosts=str(tmp_path / "none"), host_key_policy="off"
+    )
+    async with pushy.connect("ssh:127.0.0.1", **kwargs) as conn:
+        assert await conn.eval("4") == 4
+
+
+async def test_refused_port(openssh: Server, native: bool) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: refused
+        kwargs = openssh.connect_kwargs(use_native=native, port=port)
+        with pytest.raises(pushy.ConnectionRefused):
+            await pushy.connect("ssh:127.0.0.1", **kwargs)
+
+
+async def test_connect_timeout(openssh: Server, native: bool) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)  # accepts TCP, never says a word of SSH
+        kwargs = openssh.connect_kwargs(use_native=native, port=s.getsockname()[1])
+        kwargs["connect_timeout"] = 1
+        start = time.monotonic()
+        with pytest.raises(pushy.ConnectTimeout):
+            await pushy.connect("ssh:127.0.0.1", timeout=30, **kwargs)
+        assert time.monotonic() - start < 20
+
+
+async def test_missing_remote_python(openssh: Server, native: bool) -> None:
+    kwargs = openssh.connect_kwargs(use_native=native)
+    with pytest.raises(pushy.PythonNotFoundError) as info:
+        await pushy.connect("ssh:127.0.0.1", python="/no/such/python3", **kwargs)
+    assert "/no/such/python3" in info.value.stderr
+
+
+async def test_unresolvable_host(openssh: Server, native: bool) -> None:
+    kwargs = openssh.connect_kwargs(use_native=native)
+    with pytest.raises(pushy.HostNotFoundError):
+        await pushy.connect("ssh:no-such-host.invalid", **kwargs)
+
+
+# -- password authentication, against the asyncssh server ---------------------------
+
+
+async def test_password_auth(asyncssh_srv: Server, native: bool) -> None:
+    kwargs: dict[str, Any] = asyncssh_srv.connect_kwargs(
+        use_native=native, client_keys=[], password=PASSWORD
+    )
+    async with pushy.connect("ssh:127.0.0.1", python=sys.executable, **kwargs) as conn:
+        assert await conn.eval("6 * 7") == 42
+
+
+async def test_wrong_password_never_echoed(asyncssh_srv: Server, native: bool) -> None:
+    kwargs: dict[str, Any] = asyncssh_srv.connect_kwargs(
+        use_native=native, client_keys=[], password="wrong-password-xyzzy"
+    )
+    with pytest.raises(pushy.AuthenticationError) as info:
+        await pushy.connect("ssh:127.0.0.1", python=sys.executable, **kwargs)
+    assert "xyzzy" not in str(info.value) and "xyzzy" not in info.value.stderr
+
+
+async def test_key_auth_against_asyncssh_server(asyncssh_srv: Server) -> None:
+    async with pushy.connect(
+        "ssh:127.0.0.1", python=sys.executable, **asyncssh_srv.connect_kwargs()
+    ) as conn:
+        assert await conn.modules.os.getpid() == conn.info["pid"]
