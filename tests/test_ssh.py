@@ -59,6 +59,7 @@ def test_bad_addresses(address: str) -> None:
 def test_options() -> None:
     options = make_options("deploy@web1:2222", client_keys="k", host_key_policy="accept-new")
     assert (options.username, options.port, options.client_keys) == ("deploy", 2222, ("k",))
+    assert (make_options("web1").username, make_options("web1").port) == (None, None)
     assert options.host_label() == "[web1]:2222"
     assert make_options("web1", username="other").username == "other"
     with pytest.raises(ValueError, match="host_key_policy"):
@@ -287,3 +288,33 @@ async def test_key_auth_against_asyncssh_server(asyncssh_srv: Server) -> None:
         "ssh:127.0.0.1", python=sys.executable, **asyncssh_srv.connect_kwargs()
     ) as conn:
         assert await conn.modules.os.getpid() == conn.info["pid"]
+
+
+async def test_tunnel_through_a_jump_host(openssh: Server, native: bool) -> None:
+    """The jump host is the same sshd: the hop must pass the same host-key checks."""
+    kwargs = openssh.connect_kwargs(
+        use_native=native, tunnel=f"{openssh.username}@127.0.0.1:{openssh.port}"
+    )
+    async with pushy.connect("ssh:127.0.0.1", **kwargs) as conn:
+        assert await conn.eval("5") == 5
+    assert not _asyncssh._pool()
+
+
+async def test_ssh_config_alias(openssh: Server, native: bool, tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        "Host test-alias\n"
+        "    HostName 127.0.0.1\n"
+        f"    Port {openssh.port}\n"
+        f"    User {openssh.username}\n"
+        f"    IdentityFile {openssh.keys.user_key_path}\n"
+        f"    UserKnownHostsFile {openssh.keys.known_hosts}\n"
+    )
+    kwargs = {
+        "use_native": native,
+        "config": str(config),
+        "agent_path": None,
+        "known_hosts": str(openssh.keys.known_hosts),
+    }
+    async with pushy.connect("ssh:test-alias", **kwargs) as conn:
+        assert await conn.eval("6") == 6

@@ -31,6 +31,7 @@ from ._sshcommon import (
     SUDO_PASSWORD_MARKERS,
     SSHOptions,
     host_key_error_message,
+    jump_options,
     remote_command,
 )
 from ._streams import ReaderStream, WriterStream
@@ -53,7 +54,8 @@ class _PolicyClient(asyncssh.SSHClient):
         if _known_keys(self.options, host, addr, port):
             self.changed = True  # known, with another key: never accept that silently
             return False
-        line = f"{self.options.host_label()} {key.export_public_key().decode().strip()}\n"
+        label = host if port == 22 else f"[{host}]:{port}"
+        line = f"{label} {key.export_public_key().decode().strip()}\n"
         path = self.options.known_hosts_path
         with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
             f.write(line)
@@ -73,6 +75,7 @@ def _known_keys(options: SSHOptions, host: str, addr: str, port: int) -> int:
 @dataclass
 class _Shared:
     connection: asyncssh.SSHClientConnection
+    via: tuple[SSHOptions, _Shared] | None = None  # the jump host's connection
     users: int = 0
     sftp: asyncssh.SFTPClient | None = None
     sftp_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -89,8 +92,6 @@ def _pool() -> _Pool:
 async def _open(options: SSHOptions) -> _Shared:
     client = _PolicyClient(options)
     kwargs: dict[str, Any] = {
-        "port": options.port,
-        "username": options.username,
         "password": options.password,
         "passphrase": options.passphrase,
         "keepalive_interval": options.keepalive_interval or 0,
@@ -98,41 +99,56 @@ async def _open(options: SSHOptions) -> _Shared:
         "agent_forwarding": options.forward_agent,
         "client_factory": lambda: client,
     }
+    if options.port is not None:
+        kwargs["port"] = options.port
+    if options.username is not None:
+        kwargs["username"] = options.username
     if options.client_keys is not None:
         kwargs["client_keys"] = list(options.client_keys)
     if options.agent_path is not None:
         kwargs["agent_path"] = options.agent_path
     if options.config is not None:
         kwargs["config"] = [options.config]
-    if options.tunnel is not None:
-        kwargs["tunnel"] = options.tunnel
+    jump = jump_options(options)
+    via = None
+    if jump is not None:  # our own connection, so the jump host gets the same checks
+        via = (jump, await acquire(jump))
+        kwargs["tunnel"] = via[1].connection
     if options.host_key_policy == "off":
         kwargs["known_hosts"] = None
     else:
         kwargs["known_hosts"] = options.known_hosts_path
-    target = f"ssh:{options.username}@{options.host_label()}"
     try:
         connection = await asyncssh.connect(options.address.host, **kwargs)
-    except asyncssh.HostKeyNotVerifiable as exc:
+    except BaseException as exc:
+        if via is not None:
+            release(*via)
+        if isinstance(exc, OSError | asyncssh.Error | asyncio.TimeoutError):
+            raise _connect_error(options, client, exc) from exc
+        raise
+    return _Shared(connection, via)
+
+
+def _connect_error(options: SSHOptions, client: _PolicyClient, exc: Exception) -> ConnectError:
+    """The aiopushy error for a failed asyncssh connect (never quoting a password)."""
+    target = options.target()
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         message = host_key_error_message(options, client.changed)
-        raise HostKeyError(f"{target}: {message}", target=target) from exc
-    except asyncssh.PermissionDenied as exc:
-        raise AuthenticationError(
+        return HostKeyError(f"{target}: {message}", target=target)
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return AuthenticationError(
             f"{target}: authentication failed ({exc.reason})", target=target
-        ) from exc
-    except socket.gaierror as exc:
-        raise HostNotFoundError(
-            f"{target}: cannot resolve {options.address.host!r}: {exc.strerror}", target=target
-        ) from exc
-    except ConnectionRefusedError as exc:
-        raise ConnectionRefused(
-            f"{target}: connection refused by {options.host_label()}", target=target
-        ) from exc
-    except TimeoutError as exc:
-        raise ConnectTimeout(f"{target}: timed out connecting", target=target) from exc
-    except (OSError, asyncssh.Error) as exc:
-        raise ConnectError(f"{target}: {exc}", target=target) from exc
-    return _Shared(connection)
+        )
+    if isinstance(exc, socket.gaierror):
+        host = options.address.host
+        return HostNotFoundError(
+            f"{target}: cannot resolve {host!r}: {exc.strerror}", target=target
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionRefused(f"{target}: connection refused", target=target)
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return ConnectTimeout(f"{target}: timed out connecting", target=target)
+    return ConnectError(f"{target}: {exc}", target=target)
 
 
 async def acquire(options: SSHOptions) -> _Shared:
@@ -163,6 +179,8 @@ def release(options: SSHOptions, shared: _Shared) -> None:
         if pool.get(options) is shared:
             del pool[options]
         shared.connection.close()
+        if shared.via is not None:
+            release(*shared.via)
 
 
 class AsyncSSHTransport(BaseTransport):
@@ -192,7 +210,7 @@ class AsyncSSHTransport(BaseTransport):
             )
         except (OSError, asyncssh.Error) as exc:
             release(options, shared)
-            raise ConnectError(f"ssh:{options.host_label()}: cannot start: {exc}") from exc
+            raise ConnectError(f"{options.target()}: cannot start: {exc}") from exc
         return cls(options, shared, process)
 
     @property

@@ -11,6 +11,7 @@ the ``ssh`` process's own environment: it is never on a command line or on disk.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import tempfile
@@ -27,7 +28,7 @@ from .._exceptions import (
     SudoPasswordRequired,
 )
 from ._process import ProcessTransport
-from ._sshcommon import SUDO_PASSWORD_MARKERS, SSHOptions, remote_command
+from ._sshcommon import SUDO_PASSWORD_MARKERS, SSHOptions, jump_options, remote_command
 
 _POLICY = {"strict": "yes", "accept-new": "accept-new", "off": "no"}
 _PASSWORD_VARIABLE = "AIOPUSHY_SSH_PASSWORD"
@@ -50,16 +51,24 @@ def ssh_options(options: SSHOptions, askpass: bool) -> list[str]:
         "-o", f"StrictHostKeyChecking={_POLICY[options.host_key_policy]}",
         "-o", "UserKnownHostsFile="
         + ("/dev/null" if options.host_key_policy == "off" else options.known_hosts_path),
-        "-o", f"User={options.username}",
     ]  # fmt: skip
+    if options.username:
+        args += ["-o", f"User={options.username}"]
+    if options.port:
+        args += ["-o", f"Port={options.port}"]
     if askpass:
         args += ["-o", "NumberOfPasswordPrompts=1"]
     for key in options.client_keys or ():
         args += ["-i", key]
     if options.config:
         args += ["-F", options.config]
-    if options.tunnel:
-        args += ["-J", options.tunnel]
+    jump = jump_options(options)
+    if jump is not None:
+        # Not -J: a ProxyCommand carries our options (keys, known_hosts, host-key policy)
+        # to the jump host too, as the asyncssh path does.
+        hop = shlex.join(["ssh", *ssh_options(jump, False)])
+        host = shlex.join(["--", jump.address.host])
+        args += ["-o", f"ProxyCommand={hop.replace('%', '%%')} -W %h:%p {host}"]
     if options.keepalive_interval:
         args += ["-o", f"ServerAliveInterval={int(options.keepalive_interval)}"]
     if options.connect_timeout:
@@ -111,8 +120,6 @@ class NativeSSHTransport(ProcessTransport):
             "-T",
             "-A" if options.forward_agent else "-a",
             *ssh_options(options, askpass is not None),
-            "-p",
-            str(options.port),
             "--",
             options.address.host,
             remote_command(command, options.sudo),
@@ -153,8 +160,6 @@ class NativeSSHTransport(ProcessTransport):
             "scp",
             "-q",
             *ssh_options(self.options, askpass is not None),
-            "-P",
-            str(self.options.port),
             source,
             target,
         ]

@@ -3,11 +3,10 @@ the remote command line, host-key policies and error messages."""
 
 from __future__ import annotations
 
-import getpass
 import os
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 PROBE_PYTHON = "aiopushy:probe-python"
@@ -64,8 +63,8 @@ class SSHOptions:
     """Connection settings; the same names mean the same thing on both paths."""
 
     address: SSHAddress
-    username: str
-    port: int = 22
+    username: str | None = None  # None: from ssh config, else the current user
+    port: int | None = None  # None: from ssh config, else 22
     password: str | None = field(default=None, repr=False)
     client_keys: tuple[str, ...] | None = None
     passphrase: str | None = field(default=None, repr=False)
@@ -87,7 +86,29 @@ class SSHOptions:
     def host_label(self) -> str:
         """``host`` or ``[host]:port``, as OpenSSH writes it in messages and known_hosts."""
         host = self.address.host
-        return host if self.port == 22 else f"[{host}]:{self.port}"
+        return host if self.port in (None, 22) else f"[{host}]:{self.port}"
+
+    def target(self) -> str:
+        """``ssh:[user@]host[:port]`` for messages."""
+        user = f"{self.username}@" if self.username else ""
+        return f"ssh:{user}{self.host_label()}"
+
+
+def jump_options(options: SSHOptions) -> SSHOptions | None:
+    """Settings for the ``tunnel`` (jump) host: same keys and host-key policy, no password."""
+    if not options.tunnel:
+        return None
+    jump = parse_address(options.tunnel)
+    return replace(
+        options,
+        address=jump,
+        username=jump.username or options.username,
+        port=jump.port,
+        password=None,
+        tunnel=None,
+        forward_agent=False,
+        sudo=False,
+    )
 
 
 def make_options(address: str, **kwargs: Any) -> SSHOptions:
@@ -98,8 +119,8 @@ def make_options(address: str, **kwargs: Any) -> SSHOptions:
         TypeError: an unknown keyword argument.
     """
     parsed = parse_address(address)
-    username = kwargs.pop("username", None) or parsed.username or getpass.getuser()
-    port = kwargs.pop("port", None) or parsed.port or 22
+    username = kwargs.pop("username", None) or parsed.username
+    port = kwargs.pop("port", None) or parsed.port
     policy = kwargs.pop("host_key_policy", "strict")
     if policy not in HOST_KEY_POLICIES:
         raise ValueError(
@@ -115,7 +136,7 @@ def make_options(address: str, **kwargs: Any) -> SSHOptions:
     return SSHOptions(
         address=parsed,
         username=username,
-        port=int(port),
+        port=None if port is None else int(port),
         host_key_policy=policy,
         client_keys=None if client_keys is None else tuple(os.fspath(k) for k in client_keys),
         **kwargs,
@@ -163,7 +184,7 @@ def host_key_error_message(options: SSHOptions, changed: bool) -> str:
         )
     return (
         f"the host key of {label} is not in {path}. Verify it and add it (for example with "
-        f"ssh-keyscan -p {options.port} {options.address.host} >> {path}), or connect with "
+        f"ssh-keyscan -p {options.port or 22} {options.address.host} >> {path}), or connect with "
         "host_key_policy='accept-new' to trust it on first use"
     )
 
