@@ -143,7 +143,9 @@ class _Server(asyncssh.SSHServer):
         return password == PASSWORD
 
 
-async def _run_command(process: asyncssh.SSHServerProcess[bytes]) -> None:
+async def _run_command(
+    process: asyncssh.SSHServerProcess[bytes], env: dict[str, str] | None = None
+) -> None:
     """Run the requested command under /bin/sh, pumping its streams through the channel."""
     child = await asyncio.create_subprocess_exec(
         "/bin/sh",
@@ -153,6 +155,7 @@ async def _run_command(process: asyncssh.SSHServerProcess[bytes]) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        env=env,
     )
     assert child.stdin and child.stdout and child.stderr
 
@@ -181,8 +184,11 @@ async def _run_command(process: asyncssh.SSHServerProcess[bytes]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def asyncssh_server(directory: Path) -> Any:
-    """An in-process asyncssh server (password and key auth, real commands, SFTP)."""
+async def asyncssh_server(directory: Path, env: dict[str, str] | None = None) -> Any:
+    """An in-process asyncssh server (password and key auth, real commands, SFTP).
+
+    ``env`` replaces the environment of the commands it runs (fault injection).
+    """
     keys = Keys.generate(directory)
     listener = await asyncssh.listen(
         "127.0.0.1",
@@ -190,7 +196,7 @@ async def asyncssh_server(directory: Path) -> Any:
         server_host_keys=[keys.host_key],
         authorized_client_keys=str(directory / "authorized_keys"),
         server_factory=_Server,
-        process_factory=_run_command,
+        process_factory=lambda process: _run_command(process, env),
         encoding=None,
         sftp_factory=True,
         allow_scp=True,

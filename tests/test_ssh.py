@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -318,3 +320,61 @@ async def test_ssh_config_alias(openssh: Server, native: bool, tmp_path: Path) -
     }
     async with pushy.connect("ssh:test-alias", **kwargs) as conn:
         assert await conn.eval("6") == 6
+
+
+SUDO = shutil.which("sudo")
+
+
+async def test_sudo(openssh: Server, native: bool) -> None:
+    if SUDO is None or os.getuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root with sudo installed (apt-get install sudo)")
+        pytest.skip("needs root and sudo")
+    kwargs = openssh.connect_kwargs(use_native=native, sudo=True)
+    async with pushy.connect("ssh:127.0.0.1", **kwargs) as conn:
+        assert await conn.modules.os.environ.get("SUDO_USER") == openssh.username
+        assert await conn.modules.os.geteuid() == 0
+
+
+async def test_sudo_wanting_a_password(tmp_path: Path, anyio_backend: str) -> None:
+    """A stand-in ``sudo`` that answers as sudo does when it would need a password."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sudo"
+    fake.write_text("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    async with asyncssh_server(tmp_path, env=env) as server:
+        with pytest.raises(pushy.SudoPasswordRequired):
+            await pushy.connect("ssh:127.0.0.1", sudo=True, **server.connect_kwargs())
+
+
+async def test_agent_forwarding(openssh: Server, native: bool, tmp_path: Path) -> None:
+    agent_bin = shutil.which("ssh-agent")
+    if agent_bin is None:
+        pytest.skip("ssh-agent is not installed")
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen([agent_bin, "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if socket_path.exists():
+                break
+            await anyio.sleep(0.05)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
+        subprocess.run(
+            ["ssh-add", str(openssh.keys.user_key_path)], env=env, check=True, capture_output=True
+        )
+        kwargs = openssh.connect_kwargs(
+            use_native=native, agent_path=str(socket_path), forward_agent=True, client_keys=None
+        )
+        async with pushy.connect("ssh:127.0.0.1", **kwargs) as conn:
+            listed = await conn.modules.subprocess.run(
+                ["ssh-add", "-l"], capture_output=True, text=True
+            ).stdout
+            assert "ED25519" in listed
+        kwargs["forward_agent"] = False
+        async with pushy.connect("ssh:127.0.0.1", **kwargs) as conn:
+            assert await conn.modules.os.environ.get("SSH_AUTH_SOCK") is None
+    finally:
+        agent.terminate()
+        agent.wait()

@@ -83,6 +83,12 @@ def _absolute(path: str) -> str:
     return os.path.join(os.getcwd(), path)
 
 
+def _agent_forwarding(options: SSHOptions) -> list[str]:
+    if not options.forward_agent:
+        return ["-a"]
+    return ["-o", f"ForwardAgent={options.agent_path or 'yes'}"]
+
+
 class _AskPass:
     """A private directory holding the askpass helper, removed on close."""
 
@@ -118,7 +124,7 @@ class NativeSSHTransport(ProcessTransport):
         argv = [
             "ssh",
             "-T",
-            "-A" if options.forward_agent else "-a",
+            *_agent_forwarding(options),
             *ssh_options(options, askpass is not None),
             "--",
             options.address.host,
