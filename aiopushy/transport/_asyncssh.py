@@ -151,20 +151,28 @@ def _connect_error(options: SSHOptions, client: _PolicyClient, exc: Exception) -
     return ConnectError(f"{target}: {exc}", target=target)
 
 
+def _forget_failure(pool: _Pool, options: SSHOptions) -> Any:
+    """Drop a failed connect from the pool even if every waiter gave up on it."""
+
+    def done(future: asyncio.Future[_Shared]) -> None:
+        failed = future.cancelled() or future.exception() is not None
+        if failed and pool.get(options) is future:
+            del pool[options]
+
+    return done
+
+
 async def acquire(options: SSHOptions) -> _Shared:
     """The shared connection for ``options``, opening it if needed (one handshake)."""
     pool = _pool()
     entry = pool.get(options)
     if entry is None or (isinstance(entry, _Shared) and entry.connection.is_closed()):
         entry = pool[options] = asyncio.ensure_future(_open(options))
+        entry.add_done_callback(_forget_failure(pool, options))
     if isinstance(entry, asyncio.Future):
-        try:
-            shared = await asyncio.shield(entry)
-        except BaseException:
-            if pool.get(options) is entry:
-                del pool[options]
-            raise
-        pool[options] = shared
+        shared = await asyncio.shield(entry)
+        if pool.get(options) is entry:
+            pool[options] = shared
     else:
         shared = entry
     shared.users += 1
