@@ -28,11 +28,11 @@ from .._exceptions import (
 )
 from ._process import EXIT_GRACE
 from ._sshcommon import (
-    SUDO_PASSWORD_MARKERS,
     SSHOptions,
     host_key_error_message,
     jump_options,
     remote_command,
+    wants_sudo_password,
 )
 from ._streams import ReaderStream, WriterStream
 from .base import BaseTransport
@@ -233,9 +233,7 @@ class AsyncSSHTransport(BaseTransport):
 
     def startup_error_type(self, returncode: int | None, stderr: str) -> type[ConnectError] | None:
         """Recognise ``sudo`` asking for a password."""
-        if self.options.sudo and any(marker in stderr for marker in SUDO_PASSWORD_MARKERS):
-            return SudoPasswordRequired
-        return None
+        return SudoPasswordRequired if wants_sudo_password(self.options, stderr) else None
 
     def kill(self) -> None:
         """Close the channel at once; the remote interpreter sees its input end."""
@@ -260,18 +258,20 @@ class AsyncSSHTransport(BaseTransport):
                 shared.sftp = await shared.connection.start_sftp_client()
             return shared.sftp
 
-    async def getfile(self, remote_path: str, local_path: str) -> None:
-        """Copy with SFTP over the shared connection."""
+    async def _copy(self, put: bool, local_path: str, remote_path: str) -> None:
         sftp = await self._sftp()
         try:
-            await sftp.get(remote_path, local_path)
+            if put:
+                await sftp.put(local_path, remote_path)
+            else:
+                await sftp.get(remote_path, local_path)
         except asyncssh.SFTPNoSuchFile as exc:
             raise FileNotFoundError(2, exc.reason, remote_path) from exc
 
+    async def getfile(self, remote_path: str, local_path: str) -> None:
+        """Copy with SFTP over the shared connection."""
+        await self._copy(False, local_path, remote_path)
+
     async def putfile(self, local_path: str, remote_path: str) -> None:
         """Copy with SFTP over the shared connection."""
-        sftp = await self._sftp()
-        try:
-            await sftp.put(local_path, remote_path)
-        except asyncssh.SFTPNoSuchFile as exc:
-            raise FileNotFoundError(2, exc.reason, remote_path) from exc
+        await self._copy(True, local_path, remote_path)

@@ -28,7 +28,7 @@ from .._exceptions import (
     SudoPasswordRequired,
 )
 from ._process import ProcessTransport
-from ._sshcommon import SUDO_PASSWORD_MARKERS, SSHOptions, jump_options, remote_command
+from ._sshcommon import SSHOptions, jump_options, remote_command, wants_sudo_password
 
 _POLICY = {"strict": "yes", "accept-new": "accept-new", "off": "no"}
 _PASSWORD_VARIABLE = "AIOPUSHY_SSH_PASSWORD"
@@ -144,7 +144,7 @@ class NativeSSHTransport(ProcessTransport):
 
     def startup_error_type(self, returncode: int | None, stderr: str) -> type[ConnectError] | None:
         """Recognise ssh's own failures (exit status 255) and sudo's password prompt."""
-        if self.options.sudo and any(marker in stderr for marker in SUDO_PASSWORD_MARKERS):
+        if wants_sudo_password(self.options, stderr):
             return SudoPasswordRequired
         if returncode == 255:
             for marker, kind in _SSH_ERRORS:

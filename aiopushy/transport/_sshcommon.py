@@ -190,3 +190,8 @@ def host_key_error_message(options: SSHOptions, changed: bool) -> str:
 
 
 SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required")
+
+
+def wants_sudo_password(options: SSHOptions, stderr: str) -> bool:
+    """Whether a failed start-up was ``sudo -n`` refusing to ask for a password."""
+    return bool(options.sudo) and any(marker in stderr for marker in SUDO_PASSWORD_MARKERS)
