@@ -183,17 +183,14 @@ class Session:
     def _startup_failure(self) -> ConnectError:
         """The error for a remote that ended before the handshake, as precise as we can."""
         code, stderr = self.transport.returncode, self.stderr_tail
-        kind = self.transport.startup_error_type(code, stderr)
-        if kind is None:
-            kind, reason = _STARTUP_EXIT_CODES.get(code, (ConnectError, "did not start"))
-        else:
-            reason = "did not start"
         status = f" (exit status {code})" if code is not None else ""
-        return kind(
-            f"{self.target}: the remote interpreter {reason}{status}",
-            target=self.target,
-            stderr=stderr,
-        )
+        explained = self.transport.explain_startup_failure(code, stderr)
+        if explained is not None:
+            kind, message = explained
+        else:
+            kind, reason = _STARTUP_EXIT_CODES.get(code, (ConnectError, "did not start"))
+            message = f"the remote interpreter {reason}{status}"
+        return kind(f"{self.target}: {message}", target=self.target, stderr=stderr)
 
     def _on_hello(self, frame: Frame) -> None:
         info = codec.decode_values(frame.body)

@@ -24,7 +24,6 @@ from .._exceptions import (
     ConnectTimeout,
     HostKeyError,
     HostNotFoundError,
-    SudoPasswordRequired,
 )
 from ._process import EXIT_GRACE
 from ._sshcommon import (
@@ -32,7 +31,7 @@ from ._sshcommon import (
     host_key_error_message,
     jump_options,
     remote_command,
-    wants_sudo_password,
+    sudo_failure,
 )
 from ._streams import ReaderStream, WriterStream
 from .base import BaseTransport
@@ -231,9 +230,11 @@ class AsyncSSHTransport(BaseTransport):
         await self._process.wait_closed()
         return self._process.exit_status
 
-    def startup_error_type(self, returncode: int | None, stderr: str) -> type[ConnectError] | None:
+    def explain_startup_failure(
+        self, returncode: int | None, stderr: str
+    ) -> tuple[type[ConnectError], str] | None:
         """Recognise ``sudo`` asking for a password."""
-        return SudoPasswordRequired if wants_sudo_password(self.options, stderr) else None
+        return sudo_failure(self.options, stderr)
 
     def kill(self) -> None:
         """Close the channel at once; the remote interpreter sees its input end."""

@@ -25,10 +25,15 @@ from .._exceptions import (
     ConnectTimeout,
     HostKeyError,
     HostNotFoundError,
-    SudoPasswordRequired,
 )
 from ._process import ProcessTransport
-from ._sshcommon import SSHOptions, jump_options, remote_command, wants_sudo_password
+from ._sshcommon import (
+    SSHOptions,
+    host_key_error_message,
+    jump_options,
+    remote_command,
+    sudo_failure,
+)
 
 _POLICY = {"strict": "yes", "accept-new": "accept-new", "off": "no"}
 _PASSWORD_VARIABLE = "AIOPUSHY_SSH_PASSWORD"
@@ -142,14 +147,18 @@ class NativeSSHTransport(ProcessTransport):
         transport._askpass = askpass
         return transport
 
-    def startup_error_type(self, returncode: int | None, stderr: str) -> type[ConnectError] | None:
+    def explain_startup_failure(
+        self, returncode: int | None, stderr: str
+    ) -> tuple[type[ConnectError], str] | None:
         """Recognise ssh's own failures (exit status 255) and sudo's password prompt."""
-        if wants_sudo_password(self.options, stderr):
-            return SudoPasswordRequired
-        if returncode == 255:
-            for marker, kind in _SSH_ERRORS:
-                if marker in stderr:
-                    return kind
+        if returncode != 255:
+            return sudo_failure(self.options, stderr)
+        for marker, kind in _SSH_ERRORS:
+            if marker in stderr:
+                if kind is HostKeyError:
+                    changed = "CHANGED" in stderr
+                    return kind, host_key_error_message(self.options, changed)
+                return kind, f"ssh failed: {marker.lower()}"
         return None
 
     async def aclose(self) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from .._exceptions import ConnectError, SudoPasswordRequired
+
 PROBE_PYTHON = "aiopushy:probe-python"
 """Stands for the interpreter in the command when the user named none: find one."""
 
@@ -192,6 +194,12 @@ def host_key_error_message(options: SSHOptions, changed: bool) -> str:
 SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required")
 
 
-def wants_sudo_password(options: SSHOptions, stderr: str) -> bool:
-    """Whether a failed start-up was ``sudo -n`` refusing to ask for a password."""
-    return bool(options.sudo) and any(marker in stderr for marker in SUDO_PASSWORD_MARKERS)
+def sudo_failure(options: SSHOptions, stderr: str) -> tuple[type[ConnectError], str] | None:
+    """``sudo -n`` refusing to ask for a password, as a start-up failure explanation."""
+    if options.sudo and any(marker in stderr for marker in SUDO_PASSWORD_MARKERS):
+        who = options.sudo if isinstance(options.sudo, str) else "root"
+        return SudoPasswordRequired, (
+            f"sudo wants a password to run Python as {who}; aiopushy never types one. "
+            "Allow it without a password (NOPASSWD in sudoers) or log in as that user"
+        )
+    return None

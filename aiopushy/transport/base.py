@@ -62,9 +62,11 @@ class BaseTransport(abc.ABC):
         """Wait until the remote process has exited, if the transport can tell; its status."""
         return self.returncode
 
-    def startup_error_type(self, returncode: int | None, stderr: str) -> type[ConnectError] | None:
-        """The error class for a remote that ended before the handshake, if the transport
-        recognises the cause (say, ``sudo`` asking for a password); ``None`` otherwise."""
+    def explain_startup_failure(
+        self, returncode: int | None, stderr: str
+    ) -> tuple[type[ConnectError], str] | None:
+        """For a remote that ended before the handshake: the error class and message, if
+        the transport recognises the cause (``sudo`` asking for a password, say)."""
         return None
 
     def kill(self) -> None:  # noqa: B027 - an optional hook, not abstract
