@@ -6,7 +6,10 @@ pipes, alternating the systems round by round, and prints a Markdown table:
 * round trip: ``await conn.modules.os.getpid()`` against a raw asyncio ping-pong with a
   stdlib echo loop (target: at most 1.3 times the ping-pong);
 * start-up: ``await aiopushy.connect("local:")`` against ``python -S -c pass``
-  (target: at most twice as long).
+  (target: at most twice as long);
+* with ``--ssh`` (``benchmarks/ssh.py``, needs ``sshd``): connect over ssh on loopback
+  (asyncssh cold and pooled, native) against ``ssh ... true`` and ``python -S -c pass``,
+  and the round trip over ssh against a raw echo over the same kind of channel.
 
 Speed is only ever measured here, never asserted in tests.
 """

@@ -161,6 +161,23 @@ async def finish(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
+async def ping_pong(reader: Any, writer: Any, count: int) -> float:
+    """Mean seconds per round trip of ``PING`` through an echo, over ``count`` in a row.
+
+    ``reader`` and ``writer`` are asyncio-style streams (``write``, ``drain``,
+    ``readexactly``): a child's pipes, or an SSH channel's.
+    """
+    start = time.perf_counter()
+    for _ in range(count):
+        writer.write(PING)
+        await writer.drain()
+        header = await reader.readexactly(4)
+        reply = await reader.readexactly(int.from_bytes(header, "big"))
+        if reply != PING_PAYLOAD:
+            raise BenchmarkError(f"the echo loop answered {reply!r}")
+    return (time.perf_counter() - start) / count
+
+
 class EchoChild:
     """The far end of the raw ping-pong: ``python -c ECHO_LOOP``."""
 
@@ -176,16 +193,7 @@ class EchoChild:
 
     async def round_trips(self, count: int) -> float:
         """Mean seconds per round trip over ``count`` sequential round trips."""
-        reader, writer = self.reader, self.writer
-        start = time.perf_counter()
-        for _ in range(count):
-            writer.write(PING)
-            await writer.drain()
-            header = await reader.readexactly(4)
-            reply = await reader.readexactly(int.from_bytes(header, "big"))
-            if reply != PING_PAYLOAD:
-                raise BenchmarkError(f"the echo loop answered {reply!r}")
-        return (time.perf_counter() - start) / count
+        return await ping_pong(self.reader, self.writer, count)
 
     async def close(self) -> None:
         await finish(self.process)
@@ -222,10 +230,12 @@ async def time_spawn(argv: Sequence[str]) -> float:
     return elapsed
 
 
-async def time_connect(python: str | list[str]) -> tuple[float, float]:
+async def time_connect(
+    python: str | list[str], target: str = "local:", **options: Any
+) -> tuple[float, float]:
     """Seconds until ``connect()`` returned, and until the first call on it returned."""
     start = time.perf_counter()
-    conn = await aiopushy.connect("local:", python=python, timeout=OPERATION_TIMEOUT)
+    conn = await aiopushy.connect(target, python=python, timeout=OPERATION_TIMEOUT, **options)
     connected = time.perf_counter()
     try:
         pid = await conn.modules.os.getpid()
@@ -405,32 +415,30 @@ def format_span(stats: dict[str, Any], key: str | None = None) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    """The results as one Markdown table, columns padded for reading in a terminal."""
-    comparisons = {c["system"]: c for c in results["comparisons"]}
+    """The results as one Markdown table, columns padded for reading in a terminal.
+
+    A system compared with several baselines gets one row per comparison.
+    """
+    comparisons: dict[str, list[dict[str, Any]]] = {}
+    for c in results["comparisons"]:
+        comparisons.setdefault(c["system"], []).append(c)
     rows = [["scenario", "system", "median", "spread (p10-p90)", "ratio", "target", "met"]]
     for scenario in results["scenarios"].values():
         for system, stats in scenario["systems"].items():
-            comparison = comparisons.get(system)
-            if comparison is None:
-                ratio, target, met = "baseline", "", ""
-            else:
-                ratio = f"{comparison['ratio']:.2f}x vs {comparison['baseline']}"
-                if comparison["target"] is None:
-                    target, met = "-", "-"
+            cells = [scenario["label"], system, format_span(stats), format_span(stats, "p10")]
+            system_comparisons: list[dict[str, Any] | None] = [*comparisons.get(system, [])]
+            for comparison in system_comparisons or [None]:
+                if comparison is None:
+                    ratio, target, met = "baseline", "", ""
                 else:
-                    target = f"<= {comparison['target']:g}x"
-                    met = "met" if comparison["met"] else "not met"
-            rows.append(
-                [
-                    scenario["label"],
-                    system,
-                    format_span(stats),
-                    format_span(stats, "p10"),
-                    ratio,
-                    target,
-                    met,
-                ]
-            )
+                    ratio = f"{comparison['ratio']:.2f}x vs {comparison['baseline']}"
+                    if comparison["target"] is None:
+                        target, met = "-", "-"
+                    else:
+                        target = f"<= {comparison['target']:g}x"
+                        met = "met" if comparison["met"] else "not met"
+                rows.append([*cells, ratio, target, met])
+                cells = ["", "", "", ""]  # further comparisons of the same system
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
@@ -504,6 +512,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=sys.executable,
         help="the interpreter to start for every system (default: this one)",
     )
+    parser.add_argument(
+        "--ssh",
+        action="store_true",
+        help="also measure connect and round trip over ssh on loopback (needs sshd)",
+    )
     return parser.parse_args(argv)
 
 
@@ -514,6 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     try:
         results = asyncio.run(run(args.python, settings))
+        print()
+        print(table(results), flush=True)
+        if args.ssh:
+            from .ssh import run_and_report
+
+            results["ssh"] = run_and_report(args.python, args.quick)
     except (
         OSError,
         EOFError,  # asyncio.IncompleteReadError: the echo child went away
@@ -524,8 +543,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmarks: {type(exc).__name__}: {exc}", file=sys.stderr)
         status = 1
     else:
-        print()
-        print(table(results), flush=True)
         if args.json:
             with open(args.json, "w", encoding="utf-8") as out:
                 json.dump(results, out, indent=2)

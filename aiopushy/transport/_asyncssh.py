@@ -178,16 +178,19 @@ async def acquire(options: SSHOptions) -> _Shared:
     return shared
 
 
-def release(options: SSHOptions, shared: _Shared) -> None:
-    """Give a connection back; the last user closes it."""
+def release(options: SSHOptions, shared: _Shared) -> list[asyncssh.SSHClientConnection]:
+    """Give a connection back; the last user closes it. Returns the connections closed."""
     shared.users -= 1
-    if shared.users <= 0:
-        pool = _pool()
-        if pool.get(options) is shared:
-            del pool[options]
-        shared.connection.close()
-        if shared.via is not None:
-            release(*shared.via)
+    if shared.users > 0:
+        return []
+    pool = _pool()
+    if pool.get(options) is shared:
+        del pool[options]
+    shared.connection.close()
+    closed = [shared.connection]
+    if shared.via is not None:
+        closed += release(*shared.via)
+    return closed
 
 
 class AsyncSSHTransport(BaseTransport):
@@ -250,7 +253,9 @@ class AsyncSSHTransport(BaseTransport):
             await self._process.wait_closed()
         if not self._released:
             self._released = True
-            release(self.options, self._shared)
+            with anyio.move_on_after(EXIT_GRACE):
+                for connection in release(self.options, self._shared):
+                    await connection.wait_closed()
 
     async def _sftp(self) -> asyncssh.SFTPClient:
         shared = self._shared
