@@ -39,6 +39,7 @@ from ._protocol.framing import (
     Frame,
     FrameDecoder,
     FrameError,
+    SyncScanner,
     encode_frame,
 )
 from ._protocol.references import References
@@ -210,6 +211,7 @@ class Session:
         stream = self.transport.stdout
         decoder = self._decoder
         handlers = self._frame_handlers
+        sync = SyncScanner()
         try:
             while True:
                 try:
@@ -219,6 +221,10 @@ class Session:
                     self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
                     return
                 self._last_received = self._loop.time()
+                if not sync.synced:
+                    noise, data = sync.feed(data)
+                    if noise:  # a chatty login shell: show it, it is not ours
+                        self._write_output("stderr", noise)
                 decoder.receive_data(data)
                 while (frame := decoder.next_frame()) is not None:
                     handler = handlers.get(frame.kind)

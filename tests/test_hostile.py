@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import aiopushy as pushy
 from aiopushy._protocol import PROTOCOL_VERSION, codec
 from aiopushy._protocol import messages as m
-from aiopushy._protocol.framing import HEADER, FrameDecoder, encode_frame
+from aiopushy._protocol.framing import HEADER, SYNC, FrameDecoder, encode_frame
 from aiopushy.transport import BaseTransport
 
 pytestmark = pytest.mark.anyio
@@ -89,6 +89,7 @@ class FakeRemote(BaseTransport):
             self.decoder.receive_data(data)
 
     async def handshake(self, protocol: int = PROTOCOL_VERSION) -> None:
+        self.send_raw(SYNC)
         self.send(m.HELLO, 0, codec.encode_values({"protocol": protocol, "pid": 1}))
         setup = await self.next_frame()
         assert setup.kind == m.SETUP

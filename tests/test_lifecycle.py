@@ -261,3 +261,13 @@ async def test_old_remote_python_is_its_own_error() -> None:
     # The loader's first check: an interpreter older than 3.8 exits with status 5.
     with pytest.raises(pushy.PythonTooOldError, match=r"older than Python 3\.8"):
         await pushy.connect("local:", python=["sh", "-c", "exit 5", "x"])
+
+
+async def test_noise_before_the_interpreter_starts_is_shown_not_parsed() -> None:
+    seen: list[tuple[str, bytes]] = []
+    chatty = ["sh", "-c", 'echo "motd: welcome"; exec "$0" "$@"', sys.executable]
+    async with pushy.connect(
+        "local:", python=chatty, output=lambda s, d: seen.append((s, d))
+    ) as conn:
+        assert await conn.eval("1 + 1") == 2
+    assert ("stderr", b"motd: welcome\n") in seen

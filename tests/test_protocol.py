@@ -236,3 +236,21 @@ def test_import_table_releases_what_it_received() -> None:
     gc.collect()
     assert released == [(5, 2)]
     assert len(table) == 0
+
+
+def test_sync_scanner_separates_noise_from_protocol() -> None:
+    wire = b"Welcome to host!\n" + framing.SYNC + b"frames"
+    for step in (1, 3, len(wire)):
+        scanner = framing.SyncScanner()
+        noise, data = b"", b""
+        for start in range(0, len(wire), step):
+            more_noise, more_data = (
+                scanner.feed(wire[start : start + step])
+                if not scanner.synced
+                else (b"", wire[start : start + step])
+            )
+            noise += more_noise
+            data += more_data
+        assert (noise, data) == (b"Welcome to host!\n", b"frames")
+    with pytest.raises(framing.FrameError, match="handshake"):
+        framing.SyncScanner(limit=100).feed(b"x" * 200)

@@ -25,8 +25,45 @@ DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024
 MAX_REQUEST_ID = 0xFFFFFFFF
 
 
+SYNC = b"\x00aiopushy\x00sync\x00"
+"""Written by the remote before its first frame: anything before it is not ours."""
+
+MAX_PREAMBLE = 64 * 1024
+
+
 class FrameError(Exception):
     """Raised for bytes that cannot be a frame of this protocol."""
+
+
+class SyncScanner:
+    """Finds ``SYNC`` in the first bytes from the remote.
+
+    Login shells and their rc files sometimes print to standard output before the
+    interpreter starts; those bytes come before ``SYNC`` and are handed back as noise.
+    """
+
+    def __init__(self, limit: int = MAX_PREAMBLE) -> None:
+        self._buffer = b""
+        self._limit = limit
+        self.synced = False
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes]:
+        """Return ``(noise, protocol bytes)``; protocol bytes stay empty until synced.
+
+        Raises:
+            FrameError: more than ``limit`` bytes arrived without ``SYNC``.
+        """
+        buffer = self._buffer + data
+        index = buffer.find(SYNC)
+        if index >= 0:
+            self.synced = True
+            self._buffer = b""
+            return buffer[:index], buffer[index + len(SYNC) :]
+        if len(buffer) > self._limit:
+            raise FrameError(f"no aiopushy handshake in the first {self._limit} bytes")
+        keep = len(SYNC) - 1  # a marker split across reads
+        self._buffer = buffer[-keep:]
+        return buffer[:-keep], b""
 
 
 class Frame(tuple):  # type: ignore[type-arg]

@@ -43,7 +43,11 @@ class Channel:
 
     def send(self, kind: int, request_id: int, body: bytes = b"") -> None:
         """Write one whole frame."""
-        data = memoryview(encode_frame(kind, request_id, body))
+        self.write(encode_frame(kind, request_id, body))
+
+    def write(self, raw: bytes) -> None:
+        """Write raw bytes (frames, or the start-up ``SYNC`` marker)."""
+        data = memoryview(raw)
         with self._write_lock:
             while data:
                 written = os.write(self.fd_out, data)

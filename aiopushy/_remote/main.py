@@ -16,7 +16,7 @@ from .. import _protocol
 from .._protocol import codec
 from .._protocol import messages as m
 from .._protocol.errors import exception_info
-from .._protocol.framing import DEFAULT_MAX_FRAME_SIZE
+from .._protocol.framing import DEFAULT_MAX_FRAME_SIZE, SYNC
 from .channel import Channel
 from .output import FrameTextWriter, forward_fd
 from .peer import Peer
@@ -92,6 +92,7 @@ def main(max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
     fd_in, fd_out, stdout_pipe = take_standard_streams()
     channel = Channel(fd_in, fd_out, max_frame_size)
     peer = Peer(channel)
+    channel.write(SYNC)
     channel.send(m.HELLO, 0, codec.encode_values(hello()))
     frame = channel.read_frame()
     if frame is None or frame.kind != m.SETUP:
