@@ -1,8 +1,7 @@
-"""Blocking frame I/O over two file descriptors, shared by the remote's threads."""
+"""Blocking frame I/O over a byte channel, shared by the remote's threads."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -10,21 +9,29 @@ from .._protocol.framing import Frame, FrameDecoder, encode_frame
 
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
-    pass
+    from typing import Callable
 
 READ_SIZE = 256 * 1024
 
 
 class Channel:
-    """Frames in from ``fd_in``, frames out to ``fd_out``.
+    """Frames in through ``read``, frames out through ``write`` (blocking callables).
 
-    Reading is not locked here: the peer's leader/follower scheme guarantees one reader
-    at a time. Writing is locked so that frames from many threads never interleave.
+    ``read(n)`` returns up to ``n`` bytes, ``b""`` at the end; ``write(data)`` returns how
+    many bytes it wrote. Over a pipe they are ``os.read``/``os.write`` on two fds; the
+    daemon passes bridges to its event loop. Reading is not locked here: the peer's
+    leader/follower scheme guarantees one reader at a time. Writing is locked so that
+    frames from many threads never interleave.
     """
 
-    def __init__(self, fd_in: int, fd_out: int, max_frame_size: int) -> None:
-        self.fd_in = fd_in
-        self.fd_out = fd_out
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        write: Callable[[memoryview], int],
+        max_frame_size: int,
+    ) -> None:
+        self._read = read
+        self._write = write
         self._decoder = FrameDecoder(max_frame_size)
         self._write_lock = threading.Lock()
         self.last_received = time.monotonic()
@@ -35,7 +42,7 @@ class Channel:
             frame = self._decoder.next_frame()
             if frame is not None:
                 return frame
-            data = os.read(self.fd_in, READ_SIZE)
+            data = self._read(READ_SIZE)
             if not data:
                 return None
             self.last_received = time.monotonic()
@@ -50,5 +57,5 @@ class Channel:
         data = memoryview(raw)
         with self._write_lock:
             while data:
-                written = os.write(self.fd_out, data)
+                written = self._write(data)
                 data = data[written:]

@@ -23,7 +23,7 @@ from .peer import Peer
 
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
 
 def hello() -> dict[str, Any]:
@@ -83,6 +83,34 @@ def hang_up() -> None:
         pass
 
 
+def serve(channel: Channel, setup: Callable[[Peer, dict[str, Any]], None]) -> Peer | None:
+    """Handshake on ``channel``, then serve until the session ends.
+
+    ``setup(peer, settings)`` applies the controller's settings; what it raises is sent
+    back as the handshake's error. Returns the peer once it has stopped, or ``None`` if
+    the handshake failed.
+    """
+    peer = Peer(channel)
+    channel.write(SYNC)
+    channel.send(m.HELLO, 0, codec.encode_values(hello()))
+    frame = channel.read_frame()
+    if frame is None or frame.kind != m.SETUP:
+        return None
+    settings = codec.decode_values(frame.body, trusted=True)
+    try:
+        setup(peer, settings)
+    except Exception as exc:
+        channel.send(m.ERROR, frame.request_id, peer.encode(exception_info(exc)))
+        return None
+    channel.send(m.RESULT, frame.request_id, codec.encode_values(None))
+    peer.start()
+    timeout = settings.get("heartbeat_timeout")
+    while not peer.stopped.wait(0.25):
+        if timeout and time.monotonic() - channel.last_received > timeout:
+            peer.stop("no heartbeat from the controller")
+    return peer
+
+
 def main(max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
     """Serve the controller on stdin/stdout, then exit the process."""
     try:  # noqa: SIM105 - contextlib would cost start-up time
@@ -90,28 +118,17 @@ def main(max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
     except (AttributeError, OSError):
         pass
     fd_in, fd_out, stdout_pipe = take_standard_streams()
-    channel = Channel(fd_in, fd_out, max_frame_size)
-    peer = Peer(channel)
-    channel.write(SYNC)
-    channel.send(m.HELLO, 0, codec.encode_values(hello()))
-    frame = channel.read_frame()
-    if frame is None or frame.kind != m.SETUP:
-        os._exit(2)
-    settings = codec.decode_values(frame.body, trusted=True)
-    try:
+
+    def setup(peer: Peer, settings: dict[str, Any]) -> None:
         apply_setup(settings)
-    except Exception as exc:
-        channel.send(m.ERROR, frame.request_id, peer.encode(exception_info(exc)))
-        os._exit(2)
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
-    sys.stdout = FrameTextWriter(peer.send_output, m.STDOUT, 1)
-    sys.stderr = FrameTextWriter(peer.send_output, m.STDERR, 2)
-    forward_fd(stdout_pipe, peer.send_output, m.STDOUT)
-    channel.send(m.RESULT, frame.request_id, codec.encode_values(None))
-    peer.start()
-    timeout = settings.get("heartbeat_timeout")
-    while not peer.stopped.wait(0.25):
-        if timeout and time.monotonic() - channel.last_received > timeout:
-            peer.stop("no heartbeat from the controller")
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+        sys.stdout = FrameTextWriter(peer.send_output, m.STDOUT, 1)
+        sys.stderr = FrameTextWriter(peer.send_output, m.STDERR, 2)
+        forward_fd(stdout_pipe, peer.send_output, m.STDOUT)
+
+    channel = Channel(
+        lambda n: os.read(fd_in, n), lambda data: os.write(fd_out, data), max_frame_size
+    )
+    serve(channel, setup)
     hang_up()
     os._exit(0)
