@@ -157,9 +157,9 @@ class Session:
         setup_id = next(self._request_ids)
         future = self._loop.create_future()
         self._pending[setup_id] = future
-        data = _bootstrap.payload(self._decoder.max_frame_size) + encode_frame(
-            m.SETUP, setup_id, codec.encode_values(settings)
-        )
+        data = encode_frame(m.SETUP, setup_id, codec.encode_values(settings))
+        if self.transport.needs_bootstrap:
+            data = _bootstrap.payload(self._decoder.max_frame_size) + data
         try:
             await self.transport.stdin.send(data)
             self.info = await self._hello

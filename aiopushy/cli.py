@@ -3,17 +3,24 @@
 ``aiopushy run TARGET... -e EXPR`` connects to every target at once, evaluates the
 expression on each and prints ``TARGET<TAB>repr(value)`` lines in the order of the
 targets. The exit status is 0 only if every target succeeded.
+
+``aiopushy serve [--host H] [--port P] [--token-file F] [--tls-cert C --tls-key K]``
+runs the daemon for ``daemon:`` clients; it prints its address once it listens.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
+from . import server
+from ._auth import DEFAULT_PORT
 from ._connect import connect
 from ._proxy import Proxy
 
@@ -28,7 +35,49 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-e", "--eval", dest="expression", required=True, metavar="EXPR")
     run.add_argument("--python", help="remote interpreter (default: the transport's choice)")
     run.add_argument("--timeout", type=float, default=30.0, help="start-up timeout, seconds")
+    serve = commands.add_parser("serve", help="run the daemon for daemon: clients")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free one)")
+    serve.add_argument("--token-file", help="file holding the shared token (else $AIOPUSHY_TOKEN)")
+    serve.add_argument("--tls-cert", help="server certificate (PEM) to enable TLS")
+    serve.add_argument("--tls-key", help="private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
+    serve.add_argument("--max-connections", type=int, default=128)
+    serve.add_argument(
+        "--insecure", action="store_true", help="no authentication (loopback addresses only)"
+    )
     return parser
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_cert:
+        if args.tls_key or args.tls_client_ca:
+            raise SystemExit("aiopushy serve: --tls-key and --tls-client-ca need --tls-cert")
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca:
+        context.load_verify_locations(args.tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        server.run(
+            args.host,
+            args.port,
+            token_file=args.token_file,
+            insecure=args.insecure,
+            ssl=_tls_context(args),
+            max_connections=args.max_connections,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"aiopushy serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 async def _evaluate(target: str, args: argparse.Namespace) -> tuple[bool, str]:
@@ -61,6 +110,8 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
     status: int = anyio.run(_run, args)
     return status
 

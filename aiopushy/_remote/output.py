@@ -45,12 +45,13 @@ class FrameTextWriter(io.TextIOWrapper):
     the result of the call that printed it.
     """
 
-    def __init__(self, send: Send, stream: int, fd: int) -> None:
+    def __init__(self, send: Send, stream: int, fd: int, write_through: bool = False) -> None:
         super().__init__(
             FrameBinaryWriter(send, stream, fd),  # type: ignore[arg-type]
             encoding="utf-8",
             errors="backslashreplace",
             line_buffering=True,
+            write_through=write_through,
         )
 
 
@@ -70,3 +71,24 @@ def forward_fd(fd: int, send: Send, stream: int) -> threading.Thread:
     thread = threading.Thread(target=pump, name="aiopushy-output", daemon=True)
     thread.start()
     return thread
+
+
+current = threading.local()
+"""``current.peer``: the peer whose request this thread is serving (set by the peer)."""
+
+
+def routed(fallback: Send) -> Send:
+    """A ``send`` that goes to the current thread's peer, else to ``fallback``.
+
+    A daemon serves many clients from one process: output written while serving a
+    request goes to that request's client.
+    """
+
+    def send(stream: int, data: bytes) -> None:
+        peer = getattr(current, "peer", None)
+        if peer is not None:
+            peer.send_output(stream, data)
+        else:
+            fallback(stream, data)
+
+    return send

@@ -19,6 +19,7 @@ from .._protocol import messages as m
 from .._protocol.errors import exception_info, parse_exception_info
 from .._protocol.framing import Frame
 from .._protocol.references import References
+from . import output
 from .channel import Channel
 from .operations import MODULES, Operations, evaluate
 
@@ -188,6 +189,7 @@ class Peer:
         return False
 
     def _serve(self, frame: Frame) -> None:
+        output.current.peer = self
         try:
             op, args = self.decode(frame.body)
             body = self.encode(self.operations.handle(op, args))

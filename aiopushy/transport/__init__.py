@@ -23,6 +23,7 @@ PopenFunction: TypeAlias = Callable[..., Awaitable[BaseTransport]]
 transports: dict[str, str | ModuleType | PopenFunction] = {
     "local": "aiopushy.transport.local",
     "ssh": "aiopushy.transport.ssh",
+    "daemon": "aiopushy.transport.daemon",
 }
 """The transport registry."""
 

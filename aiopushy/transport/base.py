@@ -36,9 +36,12 @@ class BaseTransport(abc.ABC):
         stderr: stream from its standard error (``EmptyReceiveStream`` if there is none).
         native_file_copy: ``True`` when ``getfile``/``putfile`` use the transport's own
             means; otherwise the session copies files through the protocol.
+        needs_bootstrap: ``False`` when the far side already runs aiopushy (a daemon):
+            the session then skips sending the remote code.
     """
 
     native_file_copy: ClassVar[bool] = False
+    needs_bootstrap: ClassVar[bool] = True
 
     address: str
     stdin: ByteSendStream

@@ -1,0 +1,115 @@
+"""``daemon`` -- a long-lived aiopushy server reached over TCP (optionally TLS).
+
+``connect("daemon:host[:port]", token=..., ssl=...)``. The daemon already runs aiopushy,
+so no bootstrap is sent (``command`` is ignored, as the seed says); the version handshake
+still happens. Authentication (an HMAC challenge-response over a shared token, in both
+directions) runs before anything is decoded as a frame. Files are copied through the
+protocol, in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import ssl as ssl_module
+from collections.abc import Sequence
+
+import anyio
+
+from .._auth import DEFAULT_PORT, client_handshake, load_token
+from .._exceptions import ConnectError, ConnectionRefused, ConnectTimeout, HostNotFoundError
+from ._sshcommon import parse_address
+from ._streams import ReaderStream, WriterStream
+from .base import BaseTransport, EmptyReceiveStream
+
+DEFAULT_PYTHON = "unused"
+"""The daemon's own interpreter runs the session; ``python=`` has no meaning here."""
+
+CLOSE_GRACE = 2.0
+
+
+class DaemonTransport(BaseTransport):
+    """A TCP (or TLS) connection to an aiopushy daemon."""
+
+    needs_bootstrap = False
+
+    def __init__(
+        self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.address = address
+        self._writer = writer
+        self.stdin = WriterStream(writer)
+        self.stdout = ReaderStream(reader)
+        self.stderr = EmptyReceiveStream()
+
+    def kill(self) -> None:
+        """Drop the connection at once."""
+        with contextlib.suppress(OSError, RuntimeError):
+            self._writer.transport.abort()
+
+    async def aclose(self) -> None:
+        """Close the connection; the daemon frees this client's objects."""
+        self._writer.close()
+        with contextlib.suppress(OSError, ssl_module.SSLError), anyio.move_on_after(CLOSE_GRACE):
+            await self._writer.wait_closed()
+
+
+async def Popen(
+    command: Sequence[str],
+    address: str,
+    port: int | None = None,
+    *,
+    token: str | bytes | None = None,
+    token_file: str | os.PathLike[str] | None = None,
+    ssl: ssl_module.SSLContext | bool | None = None,
+    server_hostname: str | None = None,
+    connect_timeout: float | None = None,
+) -> DaemonTransport:
+    """Connect to the daemon at ``address`` (``host`` or ``host:port``).
+
+    Args:
+        command: ignored: the daemon's interpreter is already running.
+        address: the daemon's host, optionally with ``:port``.
+        port: the port (default ``DEFAULT_PORT``, 10101) unless the address has one.
+        token: the shared secret (default: ``token_file``, then ``$AIOPUSHY_TOKEN``).
+        token_file: a file holding the token (must not be readable by others).
+        ssl: ``True`` for TLS with the system's CAs, or an ``ssl.SSLContext``.
+        server_hostname: the name to check the server certificate against.
+        connect_timeout: seconds for the TCP, TLS and authentication handshakes.
+
+    Raises:
+        ConnectError: or a subclass naming the cause (``AuthenticationError``, ...).
+    """
+    parsed = parse_address(address)
+    if parsed.username:
+        raise ValueError(f"daemon address {address!r} cannot name a user")
+    host, port = parsed.host, port or parsed.port or DEFAULT_PORT
+    target = f"daemon:{host}:{port}"
+    secret = load_token(token, token_file)
+    context = ssl_module.create_default_context() if ssl is True else (ssl or None)
+    try:
+        with anyio.fail_after(connect_timeout):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=context, server_hostname=server_hostname if context else None
+            )
+            try:
+                await client_handshake(reader, writer, secret, target)
+            except BaseException:
+                writer.close()
+                raise
+    except socket.gaierror as exc:
+        raise HostNotFoundError(f"{target}: cannot resolve {host!r}", target=target) from exc
+    except ConnectionRefusedError as exc:
+        raise ConnectionRefused(f"{target}: connection refused", target=target) from exc
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"{target}: timed out connecting", target=target) from exc
+    except ssl_module.SSLError as exc:
+        raise ConnectError(f"{target}: TLS handshake failed: {exc}", target=target) from exc
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        raise ConnectError(f"{target}: {exc}", target=target) from exc
+    return DaemonTransport(f"{host}:{port}", reader, writer)
+
+
+__all__ = ["DEFAULT_PORT", "DaemonTransport", "Popen"]
