@@ -54,7 +54,7 @@ def load_token(
             raise ValueError(f"token file {path} is accessible to others: chmod 600 it")
         token = path.read_bytes().strip()
     if token is None:
-        token = os.environ.get(TOKEN_ENVIRONMENT_VARIABLE)
+        token = os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None  # empty means unset
     if token is None:
         return None
     secret = token.encode() if isinstance(token, str) else bytes(token)

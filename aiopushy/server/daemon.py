@@ -74,6 +74,7 @@ class DaemonServer:
         self._failure_window = failure_window
         self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
         self._clients: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
         self.address: tuple[str, int] = ("", 0)
 
@@ -89,6 +90,10 @@ class DaemonServer:
         return len(failures) >= self._max_failures
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         peername = writer.get_extra_info("peername") or ("?", 0)
         client = str(peername[0])
         try:
@@ -174,9 +179,11 @@ class DaemonServer:
                 writer.transport.abort()
 
     async def wait_closed(self) -> None:
-        """Wait until the listening socket is closed."""
-        if self._server is not None:
-            with anyio.move_on_after(5):
+        """Wait until the listening socket and every client session have ended."""
+        with anyio.move_on_after(5):
+            if self._handlers:
+                await asyncio.wait(list(self._handlers))
+            if self._server is not None:
                 await self._server.wait_closed()
 
     async def __aenter__(self) -> DaemonServer:
