@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -313,6 +314,13 @@ async def test_repeated_failures_are_rate_limited() -> None:
         server.stop()
 
 
+def _peers() -> int:
+    from aiopushy._remote.peer import Peer
+
+    gc.collect()
+    return sum(isinstance(o, Peer) for o in gc.get_objects())
+
+
 async def test_in_process_server_api() -> None:
     from aiopushy import server
 
@@ -321,5 +329,12 @@ async def test_in_process_server_api() -> None:
         assert host == "127.0.0.1" and port > 0
         async with pushy.connect(f"daemon:{host}", port=port, token=TOKEN) as conn:
             assert await conn.eval("6") == 6
+            held = await conn.eval("[object() for _ in range(100)]")
+            assert len(held) == 100 and _peers() == 1
+        # The client is gone: its peer, namespace and objects go with it.
+        deadline = time.monotonic() + 10
+        while _peers() and time.monotonic() < deadline:
+            await anyio.sleep(0.05)
+        assert _peers() == 0
     with pytest.raises(ValueError, match="without authentication"):
         await server.serve(port=0)
