@@ -43,7 +43,8 @@ def _install_routed_output() -> None:
         original = getattr(sys, name)
 
         def fallback(_: int, data: bytes, original: Any = original) -> None:
-            original.buffer.write(data)
+            # Output of the daemon itself (no client request on this thread).
+            original.write(data.decode("utf-8", "replace"))
             original.flush()
 
         fd = original.fileno() if hasattr(original, "fileno") else -1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +19,9 @@ import asyncssh
 from .._exceptions import (
     AuthenticationError,
     ConnectError,
-    ConnectionRefused,
-    ConnectTimeout,
     HostKeyError,
-    HostNotFoundError,
 )
+from ._neterrors import network_error
 from ._process import EXIT_GRACE
 from ._sshcommon import (
     SSHOptions,
@@ -138,16 +135,7 @@ def _connect_error(options: SSHOptions, client: _PolicyClient, exc: Exception) -
         return AuthenticationError(
             f"{target}: authentication failed ({exc.reason})", target=target
         )
-    if isinstance(exc, socket.gaierror):
-        host = options.address.host
-        return HostNotFoundError(
-            f"{target}: cannot resolve {host!r}: {exc.strerror}", target=target
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return ConnectionRefused(f"{target}: connection refused", target=target)
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return ConnectTimeout(f"{target}: timed out connecting", target=target)
-    return ConnectError(f"{target}: {exc}", target=target)
+    return network_error(exc, target, options.address.host)
 
 
 def _forget_failure(pool: _Pool, options: SSHOptions) -> Any:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import ssl as ssl_module
 from collections.abc import Sequence
 
 import anyio
 
 from .._auth import DEFAULT_PORT, client_handshake, load_token
-from .._exceptions import ConnectError, ConnectionRefused, ConnectTimeout, HostNotFoundError
+from ._neterrors import network_error
 from ._sshcommon import parse_address
 from ._streams import ReaderStream, WriterStream
 from .base import BaseTransport, EmptyReceiveStream
@@ -99,16 +98,8 @@ async def Popen(
             except BaseException:
                 writer.close()
                 raise
-    except socket.gaierror as exc:
-        raise HostNotFoundError(f"{target}: cannot resolve {host!r}", target=target) from exc
-    except ConnectionRefusedError as exc:
-        raise ConnectionRefused(f"{target}: connection refused", target=target) from exc
-    except TimeoutError as exc:
-        raise ConnectTimeout(f"{target}: timed out connecting", target=target) from exc
-    except ssl_module.SSLError as exc:
-        raise ConnectError(f"{target}: TLS handshake failed: {exc}", target=target) from exc
-    except (OSError, asyncio.IncompleteReadError) as exc:
-        raise ConnectError(f"{target}: {exc}", target=target) from exc
+    except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+        raise network_error(exc, target, host) from exc
     return DaemonTransport(f"{host}:{port}", reader, writer)
 
 
