@@ -24,6 +24,7 @@ transports: dict[str, str | ModuleType | PopenFunction] = {
     "local": "aiopushy.transport.local",
     "ssh": "aiopushy.transport.ssh",
     "daemon": "aiopushy.transport.daemon",
+    "smb": "aiopushy.transport.smb",
 }
 """The transport registry."""
 
