@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import anyio
 import pytest
 
 import aiopushy as pushy
@@ -60,3 +67,90 @@ async def test_session_over_impacket(impacket_smb: dict[str, object]) -> None:
     async with pushy.connect("smb:127.0.0.1", **impacket_smb) as conn:
         assert await conn.eval("1 + 1") == 2
         assert await conn.modules.os.getpid() == conn.info["pid"]
+
+
+async def test_core_behaviour_over_smb(impacket_smb: dict[str, object]) -> None:
+    async with pushy.connect("smb:127.0.0.1", **impacket_smb) as conn:
+        assert await conn.modules.os.path.join("a", "b") == "a/b"
+        with pytest.raises(ZeroDivisionError):
+            await conn.eval("1 / 0")
+        apply = await conn.eval("lambda f, x: f(x)")
+
+        async def nested(x: int) -> int:
+            return await conn.modules.operator.mul(x, 3)
+
+        assert await apply(nested, 5) == 15
+        start = time.monotonic()
+        async with anyio.create_task_group() as group:
+            for _ in range(6):
+                group.start_soon(_sleep_remotely, conn)
+        assert time.monotonic() - start < 3
+
+
+async def _sleep_remotely(conn: pushy.Session) -> None:
+    await conn.modules.time.sleep(0.5)
+
+
+async def test_wrong_password(impacket_smb: dict[str, object]) -> None:
+    with pytest.raises(pushy.AuthenticationError) as info:
+        await pushy.connect("smb:127.0.0.1", **{**impacket_smb, "password": "wrong-xyzzy"})
+    assert "xyzzy" not in str(info.value)
+
+
+async def test_unknown_pipe(impacket_smb: dict[str, object]) -> None:
+    with pytest.raises(pushy.ConnectError, match="not installed or not running"):
+        await pushy.connect("smb:\\\\127.0.0.1\\pipe\\nosuch", **impacket_smb)
+
+
+async def test_remote_killed_mid_call(impacket_smb: dict[str, object]) -> None:
+    async with pushy.connect("smb:127.0.0.1", **impacket_smb) as conn:
+        pid = conn.info["pid"]
+        pending = asyncio.ensure_future(conn.modules.time.sleep(30))
+        await anyio.sleep(0.3)
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(pushy.ConnectionLost):
+            await pending
+        assert time.monotonic() - killed_at < 5
+
+
+async def test_twenty_concurrent_sessions(impacket_smb: dict[str, object]) -> None:
+    pids: list[int] = []
+
+    async def one() -> None:
+        async with pushy.connect("smb:127.0.0.1", **impacket_smb) as conn:
+            pids.append(await conn.modules.os.getpid())
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(one)
+    assert len(set(pids)) == 20
+
+
+def _threads_in_smb_reads() -> int:
+    """Threads whose stack is inside a pipe read (idle pool workers do not count)."""
+    import traceback
+
+    count = 0
+    for frame in sys._current_frames().values():
+        names = {entry.name for entry in traceback.extract_stack(frame)}
+        count += "read" in names and "readNamedPipe" in names
+    return count
+
+
+async def test_file_copy_and_clean_close(impacket_smb: dict[str, object], tmp_path: Path) -> None:
+    payload = os.urandom(2 * 1024 * 1024 + 11)
+    (tmp_path / "up").write_bytes(payload)
+    async with pushy.connect("smb:127.0.0.1", **impacket_smb) as conn:
+        await conn.putfile(tmp_path / "up", str(tmp_path / "remote"))
+        await conn.getfile(str(tmp_path / "remote"), tmp_path / "down")
+        pid = conn.info["pid"]
+        assert _threads_in_smb_reads() == 1  # the pump's pending read
+    assert (tmp_path / "down").read_bytes() == payload
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        _threads_in_smb_reads() or os.path.exists(f"/proc/{pid}")
+    ):
+        await anyio.sleep(0.05)
+    assert _threads_in_smb_reads() == 0  # closing unblocked it
+    assert not os.path.exists(f"/proc/{pid}") or " Z " in Path(f"/proc/{pid}/stat").read_text()

@@ -176,7 +176,7 @@ def _smb_error(exc: BaseException, options: SMBOptions) -> ConnectError:
         )
     if "STATUS_ACCESS_DENIED" in text:
         return AuthenticationError(f"{target}: access denied to the pipe", target=target)
-    if "STATUS_OBJECT_NAME_NOT_FOUND" in text:
+    if "STATUS_OBJECT_NAME_NOT_FOUND" in text or "STATUS_NO_SUCH_FILE" in text:
         return ConnectError(
             f"{target}: the pipe does not exist: the aiopushy pipe service is not installed "
             "or not running on that host",
