@@ -23,6 +23,7 @@ from . import server
 from ._auth import DEFAULT_PORT
 from ._connect import connect
 from ._proxy import Proxy
+from .server import pipe as pipe_server
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +47,42 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--insecure", action="store_true", help="no authentication (loopback addresses only)"
     )
+    pipe = commands.add_parser("serve-pipe", help="run the pipe server for smb: clients")
+    pipe.add_argument("--samba-np-dir", help="Samba's named-pipe socket directory")
+    pipe.add_argument("--name", default="aiopushy", help="the pipe's name (default aiopushy)")
+    pipe.add_argument("--tcp", metavar="HOST:PORT", help="also accept forwarded opens on TCP")
+    pipe.add_argument("--python", help="interpreter started for each session")
     return parser
+
+
+def _serve_pipe(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    tcp = None
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        tcp = (host or "127.0.0.1", int(port))
+
+    async def main() -> None:
+        server = await pipe_server.serve_pipe(
+            samba_np_dir=args.samba_np_dir,
+            name=args.name,
+            tcp=tcp,
+            python=[args.python] if args.python else None,
+        )
+        print(f"aiopushy pipe server listening on {', '.join(server.addresses)}", flush=True)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            server.close()
+
+    try:
+        anyio.run(main)
+    except KeyboardInterrupt:
+        pass
+    except (ValueError, OSError) as exc:
+        print(f"aiopushy serve-pipe: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -112,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "serve-pipe":
+        return _serve_pipe(args)
     status: int = anyio.run(_run, args)
     return status
 

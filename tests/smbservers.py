@@ -7,12 +7,16 @@ their own event loop.
 from __future__ import annotations
 
 import contextlib
+import getpass
+import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 USER = "pushy"
 PASSWORD = "pipe dream 42"
@@ -67,3 +71,63 @@ def impacket_server(pipe_port: int) -> Iterator[int]:
     finally:
         process.kill()
         process.wait()
+
+
+SMBD = shutil.which("smbd") or ("/usr/sbin/smbd" if os.path.exists("/usr/sbin/smbd") else None)
+
+
+@contextlib.contextmanager
+def samba_server(directory: Path) -> Iterator[tuple[int, str, str]]:
+    """Samba's smbd on a free loopback port; yields (port, user, np socket directory).
+
+    The SMB user is the current Unix user with ``PASSWORD``. Opens of a named pipe reach
+    ``<np dir>/<name>``, where the test runs aiopushy's pipe server.
+    """
+    assert SMBD is not None
+    user = getpass.getuser()
+    port = free_port()
+    np_dir = directory / "ncalrpc" / "np"
+    np_dir.mkdir(parents=True)
+    os.chmod(np_dir, 0o700)
+    config = directory / "smb.conf"
+    config.write_text(
+        "[global]\n"
+        "server role = standalone server\n"
+        f"smb ports = {port}\n"
+        "interfaces = lo\n"
+        "bind interfaces only = yes\n"
+        "disable netbios = yes\n"
+        "passdb backend = tdbsam\n"
+        f"pid directory = {directory}\n"
+        f"lock directory = {directory}\n"
+        f"state directory = {directory}\n"
+        f"cache directory = {directory}\n"
+        f"private dir = {directory}\n"
+        f"log file = {directory}/log.%m\n"
+        f"ncalrpc dir = {directory}/ncalrpc\n"
+        "rpc start on demand helpers = no\n"
+        "server min protocol = SMB2_02\n"
+    )
+    subprocess.run(
+        ["smbpasswd", "-c", str(config), "-a", "-s", user],
+        input=f"{PASSWORD}\n{PASSWORD}\n".encode(),
+        check=True,
+        capture_output=True,
+    )
+    # A new session: when smbd ends it signals its whole process group.
+    process = subprocess.Popen(
+        [SMBD, "-F", "--no-process-group", f"--configfile={config}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, process)
+        yield port, user, str(np_dir)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -17,7 +17,7 @@ import aiopushy as pushy
 from aiopushy.server.pipe import serve_pipe
 from aiopushy.transport.smb import make_options, parse_address
 
-from .smbservers import PASSWORD, USER, impacket_server
+from .smbservers import PASSWORD, SMBD, USER, impacket_server, samba_server
 
 pytestmark = pytest.mark.anyio
 
@@ -51,16 +51,35 @@ def test_domain_user_and_hashes() -> None:
         make_options("h", bogus=1)
 
 
-@pytest.fixture
-async def impacket_smb(anyio_backend: str) -> AsyncIterator[dict[str, object]]:
-    pipe_server = await serve_pipe(tcp=("127.0.0.1", 0))
-    pipe_port = int(pipe_server.addresses[0].rsplit(":", 1)[1])
+@pytest.fixture(params=["impacket", "samba"])
+async def impacket_smb(
+    request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
+) -> AsyncIterator[dict[str, object]]:
+    """Connect arguments for a pipe served through impacket's server, then Samba's."""
+    if request.param == "impacket":
+        pipe_server = await serve_pipe(tcp=("127.0.0.1", 0))
+        pipe_port = int(pipe_server.addresses[0].rsplit(":", 1)[1])
+        servers = impacket_server(pipe_port)
+        user = USER
+    else:
+        if SMBD is None:
+            if os.environ.get("CI"):
+                pytest.fail("Samba's smbd is required in CI (apt-get install samba)")
+            pytest.skip("Samba's smbd is not installed (apt-get install samba)")
+        servers = samba_server(tmp_path)
+        pipe_server = None
     try:
-        with impacket_server(pipe_port) as port:
-            yield {"port": port, "username": USER, "password": PASSWORD, "timeout": 60}
+        with servers as started:
+            if request.param == "samba":
+                port, user, np_dir = started  # type: ignore[misc]
+                pipe_server = await serve_pipe(samba_np_dir=np_dir)
+            else:
+                port = started
+            yield {"port": port, "username": user, "password": PASSWORD, "timeout": 60}
     finally:
-        pipe_server.close()
-        await pipe_server.wait_closed()
+        if pipe_server is not None:
+            pipe_server.close()
+            await pipe_server.wait_closed()
 
 
 async def test_session_over_impacket(impacket_smb: dict[str, object]) -> None:
@@ -154,3 +173,14 @@ async def test_file_copy_and_clean_close(impacket_smb: dict[str, object], tmp_pa
         await anyio.sleep(0.05)
     assert _threads_in_smb_reads() == 0  # closing unblocked it
     assert not os.path.exists(f"/proc/{pid}") or " Z " in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_serve_pipe_cli_refuses_nothing_to_serve() -> None:
+    import subprocess
+
+    command = [sys.executable, "-m", "aiopushy", "serve-pipe"]
+    result = subprocess.run(command, capture_output=True, timeout=30, check=False)
+    assert result.returncode == 2 and b"samba_np_dir" in result.stderr
+    outside = [*command, "--tcp", "0.0.0.0:0"]
+    result = subprocess.run(outside, capture_output=True, timeout=30, check=False)
+    assert result.returncode == 2 and b"loopback" in result.stderr

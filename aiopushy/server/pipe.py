@@ -59,9 +59,14 @@ class PipeSessions:
         self.python = list(python or [sys.executable])
         self._pending: dict[bytes, _Pending] = {}
         self.active = 0
+        self.handlers: set[asyncio.Task[Any]] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one pipe open: read its header, wait for its other half, run the session."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.handlers.add(task)
+            task.add_done_callback(self.handlers.discard)
         try:
             with anyio.fail_after(PAIRING_TIMEOUT):
                 parsed = _pipeproto.parse_header(await reader.readexactly(_pipeproto.HEADER_SIZE))
@@ -204,9 +209,12 @@ class PipeServer:
             server.close()
 
     async def wait_closed(self) -> None:
-        """Wait until the listeners are closed."""
-        for server in self.servers:
-            await server.wait_closed()
+        """Wait until the listeners are closed and the running sessions have ended."""
+        with anyio.move_on_after(10):
+            if self.sessions.handlers:
+                await asyncio.wait(list(self.sessions.handlers))
+            for server in self.servers:
+                await server.wait_closed()
 
 
 async def serve_pipe(
