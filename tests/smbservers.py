@@ -26,11 +26,12 @@ _IMPACKET_SERVER = """
 import sys
 from impacket import smbserver
 from impacket.ntlm import compute_nthash
-port, pipe_port, user, password, pipe = sys.argv[1:6]
+port, pipe_port, user, password, pipe, share = sys.argv[1:7]
 server = smbserver.SimpleSMBServer(listenAddress="127.0.0.1", listenPort=int(port))
 server.setSMB2Support(True)
 server.addCredential(user, 0, "", compute_nthash(password).hex())
 server.registerNamedPipe(pipe, ("127.0.0.1", int(pipe_port)))
+server.addShare("DATA", share)
 server.start()
 """
 
@@ -54,12 +55,13 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 
 
 
 @contextlib.contextmanager
-def impacket_server(pipe_port: int) -> Iterator[int]:
+def impacket_server(pipe_port: int, share: Path) -> Iterator[int]:
     """impacket's SimpleSMBServer, forwarding ``\\\\127.0.0.1\\pipe\\aiopushy`` opens to
-    ``127.0.0.1:pipe_port``; yields its SMB port."""
+    ``127.0.0.1:pipe_port`` and sharing ``share`` as ``DATA``; yields its SMB port."""
     port = free_port()
+    args = [str(port), str(pipe_port), USER, PASSWORD, PIPE, str(share)]
     process = subprocess.Popen(
-        [sys.executable, "-c", _IMPACKET_SERVER, str(port), str(pipe_port), USER, PASSWORD, PIPE],
+        [sys.executable, "-c", _IMPACKET_SERVER, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -77,7 +79,7 @@ SMBD = shutil.which("smbd") or ("/usr/sbin/smbd" if os.path.exists("/usr/sbin/sm
 
 
 @contextlib.contextmanager
-def samba_server(directory: Path) -> Iterator[tuple[int, str, str]]:
+def samba_server(directory: Path, share: Path) -> Iterator[tuple[int, str, str]]:
     """Samba's smbd on a free loopback port; yields (port, user, np socket directory).
 
     The SMB user is the current Unix user with ``PASSWORD``. Opens of a named pipe reach
@@ -107,6 +109,10 @@ def samba_server(directory: Path) -> Iterator[tuple[int, str, str]]:
         f"ncalrpc dir = {directory}/ncalrpc\n"
         "rpc start on demand helpers = no\n"
         "server min protocol = SMB2_02\n"
+        "[DATA]\n"
+        f"path = {share}\n"
+        "read only = no\n"
+        f"valid users = {user}\n"
     )
     subprocess.run(
         ["smbpasswd", "-c", str(config), "-a", "-s", user],

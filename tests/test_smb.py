@@ -55,18 +55,24 @@ def test_domain_user_and_hashes() -> None:
 async def impacket_smb(
     request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
 ) -> AsyncIterator[dict[str, object]]:
-    """Connect arguments for a pipe served through impacket's server, then Samba's."""
+    """Connect arguments for a pipe served through impacket's server, then Samba's.
+
+    Both also share ``tmp_path / "share"`` as ``DATA``.
+    """
+    share = tmp_path / "share"
+    share.mkdir()
+    (tmp_path / "samba").mkdir()
     if request.param == "impacket":
         pipe_server = await serve_pipe(tcp=("127.0.0.1", 0))
         pipe_port = int(pipe_server.addresses[0].rsplit(":", 1)[1])
-        servers = impacket_server(pipe_port)
+        servers = impacket_server(pipe_port, share)
         user = USER
     else:
         if SMBD is None:
             if os.environ.get("CI"):
                 pytest.fail("Samba's smbd is required in CI (apt-get install samba)")
             pytest.skip("Samba's smbd is not installed (apt-get install samba)")
-        servers = samba_server(tmp_path)
+        servers = samba_server(tmp_path / "samba", share)
         pipe_server = None
     try:
         with servers as started:
@@ -184,3 +190,16 @@ def test_serve_pipe_cli_refuses_nothing_to_serve() -> None:
     outside = [*command, "--tcp", "0.0.0.0:0"]
     result = subprocess.run(outside, capture_output=True, timeout=30, check=False)
     assert result.returncode == 2 and b"loopback" in result.stderr
+
+
+async def test_file_copy_through_a_share(impacket_smb: dict[str, object], tmp_path: Path) -> None:
+    payload = os.urandom(3 * 1024 * 1024 + 1)
+    (tmp_path / "up").write_bytes(payload)
+    async with pushy.connect("smb:127.0.0.1", share="DATA", **impacket_smb) as conn:
+        assert conn.transport.native_file_copy
+        await conn.putfile(tmp_path / "up", "copied.bin")
+        assert (tmp_path / "share" / "copied.bin").read_bytes() == payload
+        await conn.getfile("copied.bin", tmp_path / "down")
+        assert (tmp_path / "down").read_bytes() == payload
+        with pytest.raises(FileNotFoundError):
+            await conn.getfile("missing.bin", tmp_path / "never")

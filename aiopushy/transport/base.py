@@ -40,7 +40,7 @@ class BaseTransport(abc.ABC):
             the session then skips sending the remote code.
     """
 
-    native_file_copy: ClassVar[bool] = False
+    native_file_copy: bool = False
     needs_bootstrap: ClassVar[bool] = True
 
     address: str

@@ -36,6 +36,12 @@ DEFAULT_PYTHON = "unused"
 
 READ_SIZE = 65536
 
+_NOT_FOUND = (
+    "STATUS_OBJECT_NAME_NOT_FOUND",
+    "STATUS_OBJECT_PATH_NOT_FOUND",
+    "STATUS_NO_SUCH_FILE",
+)
+
 
 @dataclass(frozen=True)
 class SMBOptions:
@@ -51,6 +57,7 @@ class SMBOptions:
     nthash: str = field(default="", repr=False)
     kerberos: bool = False
     timeout: float = 120.0
+    share: str | None = None
 
     @property
     def target(self) -> str:
@@ -98,7 +105,7 @@ def make_options(
     if hashes:
         lmhash, _, nthash = hashes.partition(":")
     pipe = kwargs.pop("pipe", None) or pipe or DEFAULT_PIPE
-    allowed = {"port", "kerberos", "timeout"}
+    allowed = {"port", "kerberos", "timeout", "share"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise TypeError(f"smb transport got unexpected arguments: {', '.join(sorted(unknown))}")
@@ -114,6 +121,23 @@ def make_options(
     )
 
 
+def _login(options: SMBOptions) -> Any:
+    """A new, logged-in ``SMBConnection`` (blocking)."""
+    from impacket.smbconnection import SMBConnection
+
+    connection = SMBConnection(
+        options.host, options.host, sess_port=options.port, timeout=int(options.timeout)
+    )
+    try:
+        login = connection.kerberosLogin if options.kerberos else connection.login
+        login(options.username, options.password, options.domain, options.lmhash, options.nthash)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            connection.close()
+        raise
+    return connection
+
+
 class _PipeEnd:
     """One open of the named pipe, on an SMB connection of its own (blocking calls)."""
 
@@ -124,22 +148,9 @@ class _PipeEnd:
             FILE_SHARE_WRITE,
             FILE_WRITE_DATA,
         )
-        from impacket.smbconnection import SMBConnection
 
-        self._connection = SMBConnection(
-            options.host, options.host, sess_port=options.port, timeout=int(options.timeout)
-        )
+        self._connection = _login(options)
         try:
-            if options.kerberos:
-                self._connection.kerberosLogin(
-                    options.username, options.password, options.domain, options.lmhash,
-                    options.nthash,
-                )  # fmt: skip
-            else:
-                self._connection.login(
-                    options.username, options.password, options.domain, options.lmhash,
-                    options.nthash,
-                )  # fmt: skip
             self._tree = self._connection.connectTree("IPC$")
             self._file = self._connection.openFile(
                 self._tree,
@@ -176,7 +187,7 @@ def _smb_error(exc: BaseException, options: SMBOptions) -> ConnectError:
         )
     if "STATUS_ACCESS_DENIED" in text:
         return AuthenticationError(f"{target}: access denied to the pipe", target=target)
-    if "STATUS_OBJECT_NAME_NOT_FOUND" in text or "STATUS_NO_SUCH_FILE" in text:
+    if any(status in text for status in _NOT_FOUND):
         return ConnectError(
             f"{target}: the pipe does not exist: the aiopushy pipe service is not installed "
             "or not running on that host",
@@ -222,17 +233,64 @@ class _ThreadSend(ByteSendStream):
         pass
 
 
+_NOT_FOUND = (
+    "STATUS_OBJECT_NAME_NOT_FOUND",
+    "STATUS_OBJECT_PATH_NOT_FOUND",
+    "STATUS_NO_SUCH_FILE",
+)
+
+
+def _copy_through_share(options: SMBOptions, put: bool, local_path: str, path: str) -> None:
+    """Stream a file to or from ``path`` inside ``options.share`` (blocking)."""
+    assert options.share is not None
+    connection = _login(options)
+    try:
+        if put:
+            with open(local_path, "rb") as source:
+                connection.putFile(options.share, path, source.read)
+        else:
+            with open(local_path, "wb") as target:
+                connection.getFile(options.share, path, target.write)
+    except Exception as exc:
+        text = str(exc)
+        if any(status in text for status in _NOT_FOUND):
+            raise FileNotFoundError(2, f"no {path} on share {options.share}", path) from exc
+        if "STATUS_ACCESS_DENIED" in text or "STATUS_BAD_NETWORK_NAME" in text:
+            raise PermissionError(13, f"share {options.share}: {text}", path) from exc
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
 class SMBTransport(BaseTransport):
-    """A session over two opens of a named pipe."""
+    """A session over two opens of a named pipe.
+
+    With ``share=`` given, ``getfile``/``putfile`` stream through that SMB file share
+    (remote paths are then paths inside the share); otherwise through the protocol.
+    """
 
     def __init__(self, options: SMBOptions, to_remote: _PipeEnd, from_remote: _PipeEnd) -> None:
         self.options = options
+        self.native_file_copy = options.share is not None
         self.address = options.host
         self._ends = (to_remote, from_remote)
         limiter = anyio.CapacityLimiter(2)  # one reader, one writer: never the shared pool
         self.stdin = _ThreadSend(to_remote.write, limiter)
         self.stdout = _ThreadReceive(from_remote.read, limiter)
         self.stderr = EmptyReceiveStream()
+
+    async def getfile(self, remote_path: str, local_path: str) -> None:
+        """Copy ``remote_path`` (inside the share) here, streaming."""
+        await anyio.to_thread.run_sync(
+            _copy_through_share, self.options, False, local_path, remote_path
+        )
+
+    async def putfile(self, local_path: str, remote_path: str) -> None:
+        """Copy ``local_path`` to ``remote_path`` inside the share, streaming."""
+        await anyio.to_thread.run_sync(
+            _copy_through_share, self.options, True, local_path, remote_path
+        )
 
     def kill(self) -> None:
         """Drop both connections at once."""
@@ -262,7 +320,8 @@ async def Popen(
         domain: the Windows domain.
         **kwargs: ``port`` (445), ``pipe`` (``"aiopushy"``), ``hashes``
             (``"lmhash:nthash"`` instead of a password), ``kerberos``, ``timeout``
-            (seconds for each SMB operation, default 120).
+            (seconds for each SMB operation, default 120), ``share`` (a file share
+            for ``getfile``/``putfile``, such as ``"C$"``).
 
     Raises:
         ConnectError: or ``AuthenticationError``, ``ConnectTimeout``, ...
