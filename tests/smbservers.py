@@ -55,9 +55,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 
 
 
 @contextlib.contextmanager
-def impacket_server(pipe_port: int, share: Path) -> Iterator[int]:
+def impacket_server(pipe_port: int, share: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """impacket's SimpleSMBServer, forwarding ``\\\\127.0.0.1\\pipe\\aiopushy`` opens to
-    ``127.0.0.1:pipe_port`` and sharing ``share`` as ``DATA``; yields its SMB port."""
+    ``127.0.0.1:pipe_port`` and sharing ``share`` as ``DATA``; yields its port and process."""
     port = free_port()
     args = [str(port), str(pipe_port), USER, PASSWORD, PIPE, str(share)]
     process = subprocess.Popen(
@@ -69,7 +69,7 @@ def impacket_server(pipe_port: int, share: Path) -> Iterator[int]:
     )
     try:
         wait_for_port(port, process)
-        yield port
+        yield port, process
     finally:
         process.kill()
         process.wait()

@@ -80,8 +80,8 @@ async def impacket_smb(
                 port, user, np_dir = started  # type: ignore[misc]
                 pipe_server = await serve_pipe(samba_np_dir=np_dir)
             else:
-                port = started
-            yield {"port": port, "username": user, "password": PASSWORD, "timeout": 60}
+                port, _ = started  # type: ignore[misc]
+            yield {"port": port, "username": user, "password": PASSWORD, "connect_timeout": 30}
     finally:
         if pipe_server is not None:
             pipe_server.close()
@@ -203,3 +203,46 @@ async def test_file_copy_through_a_share(impacket_smb: dict[str, object], tmp_pa
         assert (tmp_path / "down").read_bytes() == payload
         with pytest.raises(FileNotFoundError):
             await conn.getfile("missing.bin", tmp_path / "never")
+
+
+async def test_smb_server_killed_mid_call(tmp_path: Path, anyio_backend: str) -> None:
+    pipe_server = await serve_pipe(tcp=("127.0.0.1", 0))
+    pipe_port = int(pipe_server.addresses[0].rsplit(":", 1)[1])
+    (tmp_path / "share").mkdir()
+    try:
+        with impacket_server(pipe_port, tmp_path / "share") as (port, process):
+            kwargs = {"port": port, "username": USER, "password": PASSWORD, "connect_timeout": 30}
+            async with pushy.connect("smb:127.0.0.1", **kwargs) as conn:
+                pending = asyncio.ensure_future(conn.modules.time.sleep(30))
+                await anyio.sleep(0.3)
+                killed_at = time.monotonic()
+                process.kill()
+                with pytest.raises(pushy.ConnectionLost):
+                    await pending
+                assert time.monotonic() - killed_at < 5
+    finally:
+        pipe_server.close()
+        await pipe_server.wait_closed()
+
+
+async def test_smb_connect_timeout(anyio_backend: str) -> None:
+    import gc
+    import socket
+    import warnings
+
+    with socket.socket() as silent, warnings.catch_warnings():
+        # impacket leaks its socket when negotiation times out inside SMBConnection():
+        # collect it here rather than let its ResourceWarning land in another test.
+        warnings.simplefilter("ignore", ResourceWarning)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # accepts TCP, never answers SMB
+        port = silent.getsockname()[1]
+        kwargs = {"port": port, "username": USER, "password": "x", "connect_timeout": 1}
+        with pytest.raises(pushy.ConnectTimeout):
+            await pushy.connect("smb:127.0.0.1", **kwargs)
+        start = time.monotonic()
+        with pytest.raises(pushy.ConnectTimeout):  # connect()'s own timeout cuts in too
+            await pushy.connect("smb:127.0.0.1", timeout=0.5, **{**kwargs, "connect_timeout": 2})
+        assert time.monotonic() - start < 2
+        await anyio.sleep(2.5)  # the abandoned attempt ends within its connect_timeout
+        gc.collect()

@@ -35,6 +35,7 @@ DEFAULT_PYTHON = "unused"
 """The pipe server chooses the interpreter; ``python=`` has no meaning here."""
 
 READ_SIZE = 65536
+READ_TIMEOUT = 3600
 
 _NOT_FOUND = (
     "STATUS_OBJECT_NAME_NOT_FOUND",
@@ -56,7 +57,7 @@ class SMBOptions:
     lmhash: str = ""
     nthash: str = field(default="", repr=False)
     kerberos: bool = False
-    timeout: float = 120.0
+    connect_timeout: float = 30.0
     share: str | None = None
 
     @property
@@ -105,7 +106,7 @@ def make_options(
     if hashes:
         lmhash, _, nthash = hashes.partition(":")
     pipe = kwargs.pop("pipe", None) or pipe or DEFAULT_PIPE
-    allowed = {"port", "kerberos", "timeout", "share"}
+    allowed = {"port", "kerberos", "connect_timeout", "share"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise TypeError(f"smb transport got unexpected arguments: {', '.join(sorted(unknown))}")
@@ -126,7 +127,10 @@ def _login(options: SMBOptions) -> Any:
     from impacket.smbconnection import SMBConnection
 
     connection = SMBConnection(
-        options.host, options.host, sess_port=options.port, timeout=int(options.timeout)
+        options.host,
+        options.host,
+        sess_port=options.port,
+        timeout=max(1, int(options.connect_timeout)),
     )
     try:
         login = connection.kerberosLogin if options.kerberos else connection.login
@@ -158,6 +162,9 @@ class _PipeEnd:
                 desiredAccess=FILE_READ_DATA | FILE_WRITE_DATA,
                 shareMode=FILE_SHARE_READ | FILE_SHARE_WRITE,
             )
+            # A pipe read pends until data comes; heartbeats bring some every few
+            # seconds, and a timed-out read would leave the connection unusable.
+            self._connection.setTimeout(READ_TIMEOUT)
         except BaseException:
             self.abort()
             raise
@@ -193,8 +200,10 @@ def _smb_error(exc: BaseException, options: SMBOptions) -> ConnectError:
             "or not running on that host",
             target=target,
         )
-    if isinstance(exc, OSError):
-        return network_error(exc, target, options.host)
+    if isinstance(exc, OSError | TimeoutError) or type(exc).__name__ == "NetBIOSTimeout":
+        return network_error(
+            exc if isinstance(exc, OSError) else TimeoutError(), target, options.host
+        )
     return ConnectError(f"{target}: {text}", target=target)
 
 
@@ -302,6 +311,24 @@ class SMBTransport(BaseTransport):
         self.kill()
 
 
+async def _open_end(options: SMBOptions) -> _PipeEnd:
+    """Open the pipe in a worker thread; if our caller gives up (``connect(timeout=)``),
+    the thread finishes on its own (within ``connect_timeout``) and closes what it made."""
+    abandoned = False
+
+    def open_end() -> _PipeEnd:
+        end = _PipeEnd(options)
+        if abandoned:
+            end.abort()
+        return end
+
+    try:
+        return await anyio.to_thread.run_sync(open_end, abandon_on_cancel=True)
+    except BaseException:
+        abandoned = True
+        raise
+
+
 async def Popen(
     command: Sequence[str],
     address: str,
@@ -319,9 +346,9 @@ async def Popen(
         password: its password.
         domain: the Windows domain.
         **kwargs: ``port`` (445), ``pipe`` (``"aiopushy"``), ``hashes``
-            (``"lmhash:nthash"`` instead of a password), ``kerberos``, ``timeout``
-            (seconds for each SMB operation, default 120), ``share`` (a file share
-            for ``getfile``/``putfile``, such as ``"C$"``).
+            (``"lmhash:nthash"`` instead of a password), ``kerberos``,
+            ``connect_timeout`` (seconds for connecting and logging in, default 30),
+            ``share`` (a file share for ``getfile``/``putfile``, such as ``"C$"``).
 
     Raises:
         ConnectError: or ``AuthenticationError``, ``ConnectTimeout``, ...
@@ -335,7 +362,7 @@ async def Popen(
     ends: list[_PipeEnd] = []
     try:
         for role in (_pipeproto.TO_REMOTE, _pipeproto.FROM_REMOTE):
-            end = await anyio.to_thread.run_sync(_PipeEnd, options)
+            end = await _open_end(options)
             ends.append(end)
             await anyio.to_thread.run_sync(end.write, _pipeproto.header(role, session_id))
     except BaseException as exc:
