@@ -203,6 +203,9 @@ async def test_file_copy_through_a_share(impacket_smb: dict[str, object], tmp_pa
         assert (tmp_path / "down").read_bytes() == payload
         with pytest.raises(FileNotFoundError):
             await conn.getfile("missing.bin", tmp_path / "never")
+    async with pushy.connect("smb:127.0.0.1", share="NOSUCH", **impacket_smb) as conn:
+        with pytest.raises(OSError, match="NOSUCH"):  # impacket: not found; Samba: denied
+            await conn.putfile(tmp_path / "up", "x.bin")
 
 
 async def test_smb_server_killed_mid_call(tmp_path: Path, anyio_backend: str) -> None:
