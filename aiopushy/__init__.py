@@ -30,6 +30,10 @@ from ._proxy import byref as byref
 from ._proxy import iterate as iterate
 from ._session import OutputHandler as OutputHandler
 from ._session import Session as Session
+from .fanout import FanoutError as FanoutError
+from .fanout import Group as Group
+from .fanout import Result as Result
+from .fanout import fanout as fanout
 from .transport import transports as transports
 
 __version__ = "0.1.0"
@@ -41,6 +45,11 @@ __all__ = [
     "Session",
     "OutputHandler",
     "transports",
+    # many targets
+    "fanout",
+    "Group",
+    "Result",
+    "FanoutError",
     # remote objects
     "Proxy",
     "LazyRef",

@@ -1,0 +1,242 @@
+"""Fan-out: one job on many targets from one event loop.
+
+``await fanout(targets, job)`` connects to every target (at most ``limit`` start-ups at
+once: SSH handshakes are the expensive part), runs ``job(session)`` on each, and returns
+one ``Result`` per target, in the order of the targets. A slow, dead or refusing target
+yields an error result within ``timeout`` and never holds up the others. ``Group`` keeps
+the sessions open across several jobs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ._connect import connect
+from ._exceptions import PushyError
+from ._session import OutputHandler, Session
+
+Job = Callable[[Session], Awaitable[Any]]
+"""``async def job(session) -> value`` (a lambda returning an awaitable works too)."""
+
+Progress = Callable[[int, int, int, int], None]
+"""``progress(ok, failed, running, total)``, called whenever a target finishes."""
+
+
+@dataclass
+class Result:
+    """What one target gave: ``value`` if ``ok``, else ``error``."""
+
+    target: str
+    ok: bool
+    value: Any = None
+    error: BaseException | None = None
+    elapsed: float = 0.0
+
+
+class FanoutError(PushyError):
+    """Raised with ``raise_on_error=True`` when any target failed; ``results`` has all."""
+
+    def __init__(self, results: list[Result]) -> None:
+        self.results = results
+        self.failed = [r for r in results if not r.ok]
+        names = ", ".join(r.target for r in self.failed[:5])
+        more = f" and {len(self.failed) - 5} more" if len(self.failed) > 5 else ""
+        super().__init__(f"{len(self.failed)} of {len(results)} targets failed: {names}{more}")
+
+
+def prefixed_output(target: str) -> OutputHandler:
+    """An output handler writing whole lines prefixed with ``target``."""
+    partial = {"stdout": b"", "stderr": b""}
+
+    def write(stream: str, data: bytes) -> None:
+        lines = (partial[stream] + data).split(b"\n")
+        partial[stream] = lines.pop()
+        out = sys.stderr if stream == "stderr" else sys.stdout
+        for line in lines:
+            out.write(f"{target}: {line.decode('utf-8', 'replace')}\n")
+        out.flush()
+
+    return write
+
+
+class _Tracker:
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.progress = total, progress
+        self.ok = self.failed = self.running = 0
+
+    def started(self) -> None:
+        self.running += 1
+
+    def finished(self, ok: bool) -> None:
+        self.running -= 1
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        if self.progress is not None:
+            self.progress(self.ok, self.failed, self.running, self.total)
+
+
+def _options(
+    target: str,
+    connect_kwargs: Mapping[str, Any] | None,
+    per_target: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"output": prefixed_output(target), **(connect_kwargs or {})}
+    options.update((per_target or {}).get(target, {}))  # per-host settings win
+    return options
+
+
+async def _timed(target: str, work: Callable[[], Awaitable[Any]], seconds: float | None) -> Result:
+    start = time.monotonic()
+    try:
+        with anyio.fail_after(seconds):
+            value = await work()
+    except Exception as exc:
+        return Result(target, False, error=exc, elapsed=time.monotonic() - start)
+    return Result(target, True, value=value, elapsed=time.monotonic() - start)
+
+
+async def fanout(
+    targets: Sequence[str],
+    job: Job,
+    *,
+    limit: int = 100,
+    timeout: float | None = 30.0,  # noqa: ASYNC109 - per target, not for the whole call
+    connect_kwargs: Mapping[str, Any] | None = None,
+    per_target: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Progress | None = None,
+    raise_on_error: bool = False,
+) -> list[Result]:
+    """Run ``job`` on every target; one ``Result`` per target, in order.
+
+    Args:
+        targets: ``"transport:address"`` strings.
+        job: called with each connected session.
+        limit: at most this many targets connecting at once.
+        timeout: seconds for each target's connect plus job.
+        connect_kwargs: ``connect()`` arguments for every target.
+        per_target: ``connect()`` arguments by target, overriding ``connect_kwargs``.
+        progress: ``progress(ok, failed, running, total)`` as targets finish.
+        raise_on_error: raise ``FanoutError`` if any target failed.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    results: list[Result | None] = [None] * len(targets)
+    connecting = anyio.Semaphore(limit)
+    tracker = _Tracker(len(targets), progress)
+
+    async def one(index: int, target: str) -> None:
+        async def work() -> Any:
+            async with connecting:
+                session = await connect(target, **_options(target, connect_kwargs, per_target))
+            async with session:
+                return await job(session)
+
+        tracker.started()
+        result = await _timed(target, work, timeout)
+        results[index] = result
+        tracker.finished(result.ok)
+
+    async with anyio.create_task_group() as group:
+        for index, target in enumerate(targets):
+            group.start_soon(one, index, target)
+    final = [r for r in results if r is not None]
+    if raise_on_error and any(not r.ok for r in final):
+        raise FanoutError(final)
+    return final
+
+
+class Group:
+    """Sessions to many targets, kept open across jobs.
+
+    ``async with Group(targets) as group:`` connects to all of them (bounded by
+    ``limit``); ``group.sessions`` lists ``(target, session)`` for those connected, in
+    the order of the targets (a target may repeat: ``["local:"] * 8``), and
+    ``group.failed`` holds the results of those that could not connect.
+    ``await group.run(job)`` runs ``job`` on every connected session.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[str],
+        *,
+        limit: int = 100,
+        timeout: float | None = 30.0,
+        connect_kwargs: Mapping[str, Any] | None = None,
+        per_target: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.targets = list(targets)
+        self.sessions: list[tuple[str, Session]] = []
+        self.failed: list[Result] = []
+        self._limit, self._timeout = limit, timeout
+        self._connect_kwargs, self._per_target = connect_kwargs, per_target
+
+    async def __aenter__(self) -> Group:
+        connecting = anyio.Semaphore(self._limit)
+
+        opened: list[Session | None] = [None] * len(self.targets)
+        failures: list[tuple[int, Result]] = []
+
+        async def open_one(index: int, target: str) -> None:
+            async def work() -> Session:
+                async with connecting:
+                    options = _options(target, self._connect_kwargs, self._per_target)
+                    return await connect(target, **options)
+
+            result = await _timed(target, work, self._timeout)
+            if result.ok:
+                opened[index] = result.value
+            else:
+                failures.append((index, result))
+
+        try:
+            async with anyio.create_task_group() as group:
+                for index, target in enumerate(self.targets):
+                    group.start_soon(open_one, index, target)
+        except BaseException:  # cancelled while connecting: close what did connect
+            self.sessions = [(t, s) for t, s in zip(self.targets, opened, strict=True) if s]
+            await self.aclose()
+            raise
+        self.sessions = [(t, s) for t, s in zip(self.targets, opened, strict=True) if s]
+        self.failed = [result for _, result in sorted(failures, key=lambda pair: pair[0])]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every session (also on cancellation)."""
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as group:
+                for _, session in self.sessions:
+                    group.start_soon(session.close)
+        self.sessions.clear()
+
+    async def run(
+        self,
+        job: Job,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - per target, not for the whole call
+        progress: Progress | None = None,
+    ) -> list[Result]:
+        """Run ``job`` on every connected session; results in the order of the targets."""
+        results: list[Result | None] = [None] * len(self.sessions)
+        tracker = _Tracker(len(self.sessions), progress)
+
+        async def one(index: int, target: str, session: Session) -> None:
+            tracker.started()
+            result = await _timed(target, lambda: job(session), timeout)
+            results[index] = result
+            tracker.finished(result.ok)
+
+        async with anyio.create_task_group() as group:
+            for index, (target, session) in enumerate(self.sessions):
+                group.start_soon(one, index, target, session)
+        return [r for r in results if r is not None]
