@@ -1,8 +1,9 @@
 """The ``aiopushy`` command (also ``python -m aiopushy``).
 
-``aiopushy run TARGET... -e EXPR`` connects to every target at once, evaluates the
-expression on each and prints ``TARGET<TAB>repr(value)`` lines in the order of the
-targets. The exit status is 0 only if every target succeeded.
+``aiopushy run TARGET... | --hosts FILE (-e EXPR | -c CODE | -f SCRIPT)`` runs the
+code on every target at once (``--limit`` start-ups at a time, ``--timeout`` per target)
+and prints a table (``--json``: JSON lines) in the order of the targets; remote output
+is prefixed with the target. The exit status is 0 only if every target succeeded.
 
 ``aiopushy serve [--host H] [--port P] [--token-file F] [--tls-cert C --tls-key K]``
 runs the daemon for ``daemon:`` clients; it prints its address once it listens.
@@ -15,14 +16,11 @@ import logging
 import ssl
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
 
-from . import server
+from . import _runcmd, server
 from ._auth import DEFAULT_PORT
-from ._connect import connect
-from ._proxy import Proxy
 from .server import pipe as pipe_server
 
 
@@ -31,11 +29,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="aiopushy", description="Drive Python interpreters on other hosts."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="evaluate an expression on one or more targets")
-    run.add_argument("targets", nargs="+", metavar="TARGET", help="e.g. local: or ssh:host")
-    run.add_argument("-e", "--eval", dest="expression", required=True, metavar="EXPR")
+    run = commands.add_parser("run", help="run code on one or more targets at once")
+    run.add_argument("targets", nargs="*", metavar="TARGET", help="e.g. local: or ssh:host")
+    run.add_argument("--hosts", metavar="FILE", help="more targets, one per line")
+    what = run.add_mutually_exclusive_group(required=True)
+    what.add_argument("-e", "--eval", dest="expression", metavar="EXPR", help="an expression")
+    what.add_argument("-c", "--code", metavar="CODE", help="statements to execute")
+    what.add_argument("-f", "--file", dest="script", metavar="SCRIPT", help="a script to execute")
     run.add_argument("--python", help="remote interpreter (default: the transport's choice)")
-    run.add_argument("--timeout", type=float, default=30.0, help="start-up timeout, seconds")
+    run.add_argument("--limit", type=int, default=100, help="targets connecting at once")
+    run.add_argument("--timeout", type=float, default=30.0, help="seconds per target")
+    run.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    run.add_argument("--failed-file", metavar="FILE", help="write the failed targets here")
     serve = commands.add_parser("serve", help="run the daemon for daemon: clients")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free one)")
@@ -116,33 +121,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _evaluate(target: str, args: argparse.Namespace) -> tuple[bool, str]:
-    try:
-        async with connect(target, python=args.python, timeout=args.timeout) as conn:
-            value: Any = await conn.eval(args.expression)
-            if isinstance(value, Proxy):
-                value = await conn.modules.builtins.repr(value)
-                return True, str(value)
-            return True, repr(value)
-    except Exception as exc:  # PushyError, or a builtin exception the remote code raised
-        return False, f"{type(exc).__name__}: {exc}"
-
-
-async def _run(args: argparse.Namespace) -> int:
-    results: list[tuple[bool, str]] = [(False, "")] * len(args.targets)
-
-    async def one(index: int, target: str) -> None:
-        results[index] = await _evaluate(target, args)
-
-    async with anyio.create_task_group() as group:
-        for index, target in enumerate(args.targets):
-            group.start_soon(one, index, target)
-    for target, (ok, text) in zip(args.targets, results, strict=True):
-        stream = sys.stdout if ok else sys.stderr
-        print(f"{target}\t{text}", file=stream)
-    return 0 if all(ok for ok, _ in results) else 1
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -150,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "serve-pipe":
         return _serve_pipe(args)
-    status: int = anyio.run(_run, args)
+    status: int = anyio.run(_runcmd.run, args)
     return status
 
 

@@ -1,0 +1,62 @@
+"""The aiopushy command line: run (table, JSON, failures, host files)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from aiopushy._runcmd import read_hosts
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aiopushy", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_table_and_exit_status(tmp_path: Path) -> None:
+    result = _run("local:", "local:", "-e", "6 * 7")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.split() == ["local:", "ok", "42"] for line in lines)
+    failed_file = tmp_path / "failed"
+    result = _run("local:", "nosuch:x", "-e", "1", "--failed-file", str(failed_file))
+    assert result.returncode == 1
+    assert "nosuch:x  FAILED  ValueError" in result.stdout
+    assert "1 of 2 targets failed" in result.stderr
+    assert failed_file.read_text() == "nosuch:x\n"
+
+
+def test_json_code_and_script(tmp_path: Path) -> None:
+    result = _run("local:", "--json", "-c", "print('from remote')")
+    record = json.loads(result.stdout.splitlines()[-1])
+    assert record["ok"] is True and record["value"] == "None"
+    assert "local:: from remote" in result.stdout
+    script = tmp_path / "job.py"
+    script.write_text("import os\nprint(os.getpid() > 0)\n")
+    result = _run("local:", "-f", str(script))
+    assert result.returncode == 0 and "local:: True" in result.stdout
+
+
+def test_remote_exception_is_a_failure() -> None:
+    result = _run("local:", "-e", "1 / 0")
+    assert result.returncode == 1 and "ZeroDivisionError" in result.stdout
+
+
+def test_hosts_file(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("# fleet\nweb1\ndeploy@web2:2222\nlocal:\n\nssh:db1  # primary\n")
+    assert read_hosts(str(hosts)) == ["ssh:web1", "ssh:deploy@web2:2222", "local:", "ssh:db1"]
+    result = _run("--hosts", str(hosts.with_name("none")), "-e", "1")
+    assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_no_targets() -> None:
+    result = _run("-e", "1")
+    assert result.returncode == 2 and "no targets" in result.stderr
