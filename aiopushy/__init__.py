@@ -24,16 +24,16 @@ from ._exceptions import PythonTooOldError as PythonTooOldError
 from ._exceptions import RemoteError as RemoteError
 from ._exceptions import RemoteTraceback as RemoteTraceback
 from ._exceptions import SudoPasswordRequired as SudoPasswordRequired
+from ._fanout import FanoutError as FanoutError
+from ._fanout import Group as Group
+from ._fanout import Result as Result
+from ._fanout import fanout as fanout
 from ._proxy import LazyRef as LazyRef
 from ._proxy import Proxy as Proxy
 from ._proxy import byref as byref
 from ._proxy import iterate as iterate
 from ._session import OutputHandler as OutputHandler
 from ._session import Session as Session
-from .fanout import FanoutError as FanoutError
-from .fanout import Group as Group
-from .fanout import Result as Result
-from .fanout import fanout as fanout
 from .transport import transports as transports
 
 __version__ = "0.1.0"

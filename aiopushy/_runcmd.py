@@ -10,9 +10,9 @@ from typing import Any
 
 import anyio
 
+from ._fanout import Result, fanout
 from ._proxy import Proxy
 from ._session import Session
-from .fanout import Result, fanout
 
 
 def read_hosts(path: str) -> list[str]:

@@ -97,3 +97,44 @@ async def test_cancelling_a_group_start_closes_what_connected(hanging: str) -> N
     with anyio.move_on_after(3):
         await before.__aenter__()
     assert before.sessions == []  # the local session was connected, then closed
+
+
+async def test_retries_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiopushy import _fanout as fanout_module
+    from aiopushy.transport import local
+
+    monkeypatch.setattr(fanout_module, "BACKOFF", 0.01)
+    attempts: list[str] = []
+
+    async def flaky(command: Sequence[str], address: str, **kwargs: Any) -> Any:
+        attempts.append(address)
+        if address == "denied":
+            raise pushy.AuthenticationError("no")
+        if attempts.count(address) <= 2:
+            raise pushy.ConnectionRefused("rebooting")
+        return await local.Popen(command, "")
+
+    pushy.transports["flaky"] = flaky
+    try:
+        results = await pushy.fanout(["flaky:a", "flaky:b", "flaky:denied"], _pid, retries=2)
+        assert [r.ok for r in results] == [True, True, False]
+        assert attempts.count("a") == attempts.count("b") == 3
+        assert attempts.count("denied") == 1  # credentials are never retried
+        results = await pushy.fanout(["flaky:c"], _pid, retries=1)
+        assert not results[0].ok and isinstance(results[0].error, pushy.ConnectionRefused)
+    finally:
+        del pushy.transports["flaky"]
+
+
+def test_open_file_limit_is_raised_for_many_targets() -> None:
+    import resource
+
+    from aiopushy._fanout import raise_open_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        raise_open_file_limit(200)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= min(200 * 8, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -9,6 +9,8 @@ the sessions open across several jobs.
 
 from __future__ import annotations
 
+import contextlib
+import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -18,7 +20,14 @@ from typing import Any
 import anyio
 
 from ._connect import connect
-from ._exceptions import PushyError
+from ._exceptions import (
+    AuthenticationError,
+    ConnectError,
+    HostKeyError,
+    PushyError,
+    PythonNotFoundError,
+    PythonTooOldError,
+)
 from ._session import OutputHandler, Session
 
 Job = Callable[[Session], Awaitable[Any]]
@@ -63,6 +72,43 @@ def prefixed_output(target: str) -> OutputHandler:
         out.flush()
 
     return write
+
+
+NOT_RETRIED = (AuthenticationError, HostKeyError, PythonNotFoundError, PythonTooOldError)
+BACKOFF = 0.5
+
+
+async def _connect_with_retries(
+    target: str, options: dict[str, Any], connecting: anyio.Semaphore, retries: int
+) -> Session:
+    """Connect (holding one of ``limit`` start-up slots), retrying reachability failures."""
+    for attempt in range(retries + 1):
+        try:
+            async with connecting:
+                return await connect(target, **options)
+        except ConnectError as exc:
+            if attempt == retries or isinstance(exc, NOT_RETRIED):
+                raise
+        await anyio.sleep(BACKOFF * 2**attempt * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def raise_open_file_limit(targets: int) -> None:
+    """Raise the soft limit on open files towards the hard one when many sessions need it.
+
+    A session holds a handful of descriptors (pipes or sockets); the default soft limit
+    of 1024 runs out at a few hundred targets.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = targets * 8 + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
 class _Tracker:
@@ -113,6 +159,7 @@ async def fanout(
     per_target: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Progress | None = None,
     raise_on_error: bool = False,
+    retries: int = 0,
 ) -> list[Result]:
     """Run ``job`` on every target; one ``Result`` per target, in order.
 
@@ -125,17 +172,21 @@ async def fanout(
         per_target: ``connect()`` arguments by target, overriding ``connect_kwargs``.
         progress: ``progress(ok, failed, running, total)`` as targets finish.
         raise_on_error: raise ``FanoutError`` if any target failed.
+        retries: connection attempts to repeat, with jittered exponential backoff, when
+            a target cannot be reached (a rebooting host, an overloaded jump host);
+            refused credentials and host keys are never retried.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
+    raise_open_file_limit(len(targets))
     results: list[Result | None] = [None] * len(targets)
     connecting = anyio.Semaphore(limit)
     tracker = _Tracker(len(targets), progress)
 
     async def one(index: int, target: str) -> None:
         async def work() -> Any:
-            async with connecting:
-                session = await connect(target, **_options(target, connect_kwargs, per_target))
+            options = _options(target, connect_kwargs, per_target)
+            session = await _connect_with_retries(target, options, connecting, retries)
             async with session:
                 return await job(session)
 
