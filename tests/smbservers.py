@@ -10,13 +10,13 @@ import contextlib
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from .netutil import free_port, wait_for_port
 
 USER = "pushy"
 PASSWORD = "pipe dream 42"
@@ -34,24 +34,6 @@ server.registerNamedPipe(pipe, ("127.0.0.1", int(pipe_port)))
 server.addShare("DATA", share)
 server.start()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("server did not start listening")
 
 
 @contextlib.contextmanager

@@ -11,9 +11,7 @@ import contextlib
 import getpass
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +19,10 @@ from typing import Any
 
 import asyncssh
 
+from .netutil import free_port, wait_for_port
+
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 PASSWORD = "correct horse battery staple"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -80,17 +73,6 @@ class Server:
         return options
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"sshd exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("sshd did not start listening")
-
-
 @contextlib.contextmanager
 def openssh_server(directory: Path) -> Iterator[Server]:
     """Run OpenSSH's sshd on a free loopback port for as long as the context lasts."""
@@ -120,7 +102,7 @@ def openssh_server(directory: Path) -> Iterator[Server]:
     subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process)
         keys.trust(port)
         yield Server(port, keys, getpass.getuser())
     finally:
