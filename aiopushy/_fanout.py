@@ -129,12 +129,19 @@ class _Tracker:
             self.progress(self.ok, self.failed, self.running, self.total)
 
 
+OutputFactory = Callable[[int, str], OutputHandler]
+"""``factory(index, target)``: the output handler for the target at ``index``."""
+
+
 def _options(
+    index: int,
     target: str,
     connect_kwargs: Mapping[str, Any] | None,
     per_target: Mapping[str, Mapping[str, Any]] | None,
+    output: OutputFactory | None = None,
 ) -> dict[str, Any]:
-    options: dict[str, Any] = {"output": prefixed_output(target), **(connect_kwargs or {})}
+    handler = output(index, target) if output else prefixed_output(target)
+    options: dict[str, Any] = {"output": handler, **(connect_kwargs or {})}
     options.update((per_target or {}).get(target, {}))  # per-host settings win
     return options
 
@@ -160,6 +167,7 @@ async def fanout(
     progress: Progress | None = None,
     raise_on_error: bool = False,
     retries: int = 0,
+    output: OutputFactory | None = None,
 ) -> list[Result]:
     """Run ``job`` on every target; one ``Result`` per target, in order.
 
@@ -175,6 +183,8 @@ async def fanout(
         retries: connection attempts to repeat, with jittered exponential backoff, when
             a target cannot be reached (a rebooting host, an overloaded jump host);
             refused credentials and host keys are never retried.
+        output: ``output(index, target)`` gives each target's output handler; by
+            default remote output is written line by line, prefixed with the target.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
@@ -185,7 +195,7 @@ async def fanout(
 
     async def one(index: int, target: str) -> None:
         async def work() -> Any:
-            options = _options(target, connect_kwargs, per_target)
+            options = _options(index, target, connect_kwargs, per_target, output)
             session = await _connect_with_retries(target, options, connecting, retries)
             async with session:
                 return await job(session)
@@ -238,7 +248,7 @@ class Group:
         async def open_one(index: int, target: str) -> None:
             async def work() -> Session:
                 async with connecting:
-                    options = _options(target, self._connect_kwargs, self._per_target)
+                    options = _options(index, target, self._connect_kwargs, self._per_target)
                     return await connect(target, **options)
 
             result = await _timed(target, work, self._timeout)

@@ -12,22 +12,45 @@ import anyio
 
 from ._fanout import Result, fanout
 from ._proxy import Proxy
-from ._session import Session
+from ._session import OutputHandler, Session
+
+HostEntry = tuple[str, dict[str, Any]]
 
 
-def read_hosts(path: str) -> list[str]:
-    """Targets from a host file: one per line, ``#`` comments; ``[user@]host[:port]``
-    lines without a ``transport:`` prefix are ssh hosts (pssh style)."""
-    targets = []
-    for raw in Path(path).read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+def _option_value(text: str) -> Any:
+    if text.lower() in ("true", "yes"):
+        return True
+    if text.lower() in ("false", "no"):
+        return False
+    return int(text) if text.isdigit() else text
+
+
+def read_hosts(path: str) -> list[HostEntry]:
+    """Targets from a host file: one per line, ``#`` comments, then optional
+    ``key=value`` connect options (``web1 python=/usr/bin/python3 use_native=yes``).
+
+    ``[user@]host[:port]`` lines without a ``transport:`` prefix are ssh hosts (pssh
+    style).
+
+    Raises:
+        ValueError: an option is not ``key=value``.
+    """
+    entries = []
+    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
             continue
+        line, options = words[0], {}
+        for word in words[1:]:
+            key, equals, value = word.partition("=")
+            if not equals or not key.isidentifier():
+                raise ValueError(f"{path}:{number}: expected key=value, not {word!r}")
+            options[key] = _option_value(value)
         prefix, colon, rest = line.partition(":")
         # "ssh:web1" or "local:" name a transport; "web1:2222" is a host and port.
         has_transport = bool(colon) and prefix.isidentifier() and not rest.isdigit()
-        targets.append(line if has_transport else f"ssh:{line}")
-    return targets
+        entries.append((line if has_transport else f"ssh:{line}", options))
+    return entries
 
 
 def _job(args: argparse.Namespace) -> Any:
@@ -72,24 +95,63 @@ def _print_json(results: list[Result]) -> None:
         print(json.dumps(record))
 
 
+class _Outputs:
+    """Remote output for ``--output group`` and ``--out-dir``: collected per target."""
+
+    def __init__(self, out_dir: str | None) -> None:
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.collected: dict[int, list[tuple[str, bytes]]] = {}
+
+    def handler(self, index: int, target: str) -> OutputHandler:
+        chunks = self.collected.setdefault(index, [])
+        return lambda stream, data: chunks.append((stream, data))
+
+    def write(self, targets: list[str]) -> None:
+        for index, target in enumerate(targets):
+            chunks = self.collected.get(index, [])
+            if self.out_dir is not None:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                name = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in target)
+                for stream in ("stdout", "stderr"):
+                    data = b"".join(d for s, d in chunks if s == stream)
+                    (self.out_dir / f"{index:04d}-{name}.{stream}").write_bytes(data)
+            elif chunks:
+                print(f"----- {target}", flush=True)
+                for stream, data in chunks:
+                    out = sys.stderr if stream == "stderr" else sys.stdout
+                    out.write(data.decode("utf-8", "replace"))
+                    out.flush()
+
+
 async def run(args: argparse.Namespace) -> int:
     """Run the command; exit status 0 only if every target succeeded."""
-    targets = list(args.targets)
+    entries: list[HostEntry] = [(target, {}) for target in args.targets]
     if args.hosts:
         try:
-            targets += read_hosts(args.hosts)
-        except OSError as exc:
-            print(f"aiopushy run: cannot read {args.hosts}: {exc.strerror}", file=sys.stderr)
+            entries += read_hosts(args.hosts)
+        except (OSError, ValueError) as exc:
+            print(f"aiopushy run: cannot read {args.hosts}: {exc}", file=sys.stderr)
             return 2
-    if not targets:
+    if not entries:
         print("aiopushy run: no targets (give TARGET... or --hosts FILE)", file=sys.stderr)
         return 2
+    targets = [target for target, _ in entries]
+    per_target = {target: options for target, options in entries if options}
     options: dict[str, Any] = {}
     if args.python:
         options["python"] = args.python
+    outputs = _Outputs(args.out_dir) if args.out_dir or args.output == "group" else None
     results = await fanout(
-        targets, _job(args), limit=args.limit, timeout=args.timeout, connect_kwargs=options
+        targets,
+        _job(args),
+        limit=args.limit,
+        timeout=args.timeout,
+        connect_kwargs=options,
+        per_target=per_target,
+        output=outputs.handler if outputs else None,
     )
+    if outputs is not None:
+        outputs.write(targets)
     (_print_json if args.json else _print_table)(results)
     failed = [r for r in results if not r.ok]
     if failed:

@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=30.0, help="seconds per target")
     run.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     run.add_argument("--failed-file", metavar="FILE", help="write the failed targets here")
+    run.add_argument(
+        "--output",
+        choices=("stream", "group"),
+        default="stream",
+        help="remote output: streamed with a target prefix, or grouped per target at the end",
+    )
+    run.add_argument("--out-dir", metavar="DIR", help="write each target's output to files")
     serve = commands.add_parser("serve", help="run the daemon for daemon: clients")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free one)")

@@ -51,8 +51,24 @@ def test_remote_exception_is_a_failure() -> None:
 
 def test_hosts_file(tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
-    hosts.write_text("# fleet\nweb1\ndeploy@web2:2222\nlocal:\n\nssh:db1  # primary\n")
-    assert read_hosts(str(hosts)) == ["ssh:web1", "ssh:deploy@web2:2222", "local:", "ssh:db1"]
+    hosts.write_text(
+        "# fleet\nweb1 python=/usr/bin/python3 port=2200 use_native=yes\n"
+        "deploy@web2:2222\nlocal:\n\nssh:db1  # primary\n"
+    )
+    assert read_hosts(str(hosts)) == [
+        ("ssh:web1", {"python": "/usr/bin/python3", "port": 2200, "use_native": True}),
+        ("ssh:deploy@web2:2222", {}),
+        ("local:", {}),
+        ("ssh:db1", {}),
+    ]
+    local = tmp_path / "local-hosts"
+    local.write_text(f"local: python={sys.executable}\nlocal:\n")
+    result = _run("--hosts", str(local), "-e", "2")
+    assert result.returncode == 0 and result.stdout.count("ok") == 2
+    bad = tmp_path / "bad-hosts"
+    bad.write_text("web1 python\n")
+    result = _run("--hosts", str(bad), "-e", "1")
+    assert result.returncode == 2 and "key=value" in result.stderr
     result = _run("--hosts", str(hosts.with_name("none")), "-e", "1")
     assert result.returncode == 2 and "cannot read" in result.stderr
 
@@ -60,3 +76,22 @@ def test_hosts_file(tmp_path: Path) -> None:
 def test_no_targets() -> None:
     result = _run("-e", "1")
     assert result.returncode == 2 and "no targets" in result.stderr
+
+
+def test_grouped_output_and_out_dir(tmp_path: Path) -> None:
+    code = "import sys; print('out'); print('err', file=sys.stderr)"
+    result = _run("local:", "local:", "--output", "group", "-c", code)
+    assert result.returncode == 0
+    assert result.stdout.count("----- local:") == 2 and "local:: out" not in result.stdout
+    out_dir = tmp_path / "outputs"
+    result = _run("local:", "local:", "--out-dir", str(out_dir), "-c", code)
+    assert result.returncode == 0
+    files = sorted(p.name for p in out_dir.iterdir())
+    assert files == [
+        "0000-local_.stderr",
+        "0000-local_.stdout",
+        "0001-local_.stderr",
+        "0001-local_.stdout",
+    ]
+    assert (out_dir / "0001-local_.stdout").read_text() == "out\n"
+    assert (out_dir / "0001-local_.stderr").read_text() == "err\n"
