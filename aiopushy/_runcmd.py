@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -123,6 +124,40 @@ class _Outputs:
                     out.flush()
 
 
+class ProgressBar:
+    """A rich progress bar with ok / failed / running counts (for a terminal)."""
+
+    def __init__(self, total: int, console: Any = None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console or Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task(self._text(0, 0, 0), total=total)
+
+    @staticmethod
+    def _text(ok: int, failed: int, running: int) -> str:
+        return f"ok {ok}  failed {failed}  running {running}"
+
+    def update(self, ok: int, failed: int, running: int, total: int) -> None:
+        """The fan-out ``progress`` callback."""
+        self._progress.update(
+            self._task, completed=ok + failed, description=self._text(ok, failed, running)
+        )
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+
 async def run(args: argparse.Namespace) -> int:
     """Run the command; exit status 0 only if every target succeeded."""
     entries: list[HostEntry] = [(target, {}) for target in args.targets]
@@ -141,15 +176,18 @@ async def run(args: argparse.Namespace) -> int:
     if args.python:
         options["python"] = args.python
     outputs = _Outputs(args.out_dir) if args.out_dir or args.output == "group" else None
-    results = await fanout(
-        targets,
-        _job(args),
-        limit=args.limit,
-        timeout=args.timeout,
-        connect_kwargs=options,
-        per_target=per_target,
-        output=outputs.handler if outputs else None,
-    )
+    bar = ProgressBar(len(targets)) if sys.stderr.isatty() else None
+    with bar if bar is not None else contextlib.nullcontext():
+        results = await fanout(
+            targets,
+            _job(args),
+            limit=args.limit,
+            timeout=args.timeout,
+            connect_kwargs=options,
+            per_target=per_target,
+            output=outputs.handler if outputs else None,
+            progress=bar.update if bar is not None else None,
+        )
     if outputs is not None:
         outputs.write(targets)
     (_print_json if args.json else _print_table)(results)

@@ -95,3 +95,22 @@ def test_grouped_output_and_out_dir(tmp_path: Path) -> None:
     ]
     assert (out_dir / "0001-local_.stdout").read_text() == "out\n"
     assert (out_dir / "0001-local_.stderr").read_text() == "err\n"
+
+
+def test_progress_bar_counts() -> None:
+    import io
+
+    from rich.console import Console
+
+    from aiopushy._runcmd import ProgressBar
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=80)
+    with ProgressBar(3, console=console) as bar:
+        bar.update(1, 1, 1, 3)
+        bar._progress.refresh()
+        assert "ok 1  failed 1  running 1" in buffer.getvalue()
+        bar.update(2, 1, 0, 3)
+        bar._progress.refresh()
+    text = buffer.getvalue()
+    assert "ok 2  failed 1  running 0" in text and "3/3" in text
