@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from ._fanout import Result, fanout
+from ._inventory import read_ansible_ini
 from ._proxy import Proxy
 from ._session import OutputHandler, Session
 
@@ -166,6 +167,12 @@ async def run(args: argparse.Namespace) -> int:
             entries += read_hosts(args.hosts)
         except (OSError, ValueError) as exc:
             print(f"aiopushy run: cannot read {args.hosts}: {exc}", file=sys.stderr)
+            return 2
+    if args.inventory:
+        try:
+            entries += read_ansible_ini(args.inventory, args.group)
+        except (OSError, ValueError) as exc:
+            print(f"aiopushy run: cannot read {args.inventory}: {exc}", file=sys.stderr)
             return 2
     if not entries:
         print("aiopushy run: no targets (give TARGET... or --hosts FILE)", file=sys.stderr)

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run code on one or more targets at once")
     run.add_argument("targets", nargs="*", metavar="TARGET", help="e.g. local: or ssh:host")
     run.add_argument("--hosts", metavar="FILE", help="more targets, one per line")
+    run.add_argument("--inventory", metavar="FILE", help="targets from an Ansible INI inventory")
+    run.add_argument("--group", default="all", help="the inventory group to run on")
     what = run.add_mutually_exclusive_group(required=True)
     what.add_argument("-e", "--eval", dest="expression", metavar="EXPR", help="an expression")
     what.add_argument("-c", "--code", metavar="CODE", help="statements to execute")

@@ -114,3 +114,12 @@ def test_progress_bar_counts() -> None:
         bar._progress.refresh()
     text = buffer.getvalue()
     assert "ok 2  failed 1  running 0" in text and "3/3" in text
+
+
+def test_inventory_errors(tmp_path: Path) -> None:
+    result = _run("--inventory", str(tmp_path / "none.ini"), "-e", "1")
+    assert result.returncode == 2 and "cannot read" in result.stderr
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[web]\nweb1\n")
+    result = _run("--inventory", str(inventory), "--group", "db", "-e", "1")
+    assert result.returncode == 2 and "no group 'db'" in result.stderr
