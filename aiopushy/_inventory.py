@@ -1,4 +1,4 @@
-"""Target lists from inventories: Ansible's INI format.
+"""Target lists from inventories: Ansible's INI format, and ``~/.ssh/config`` aliases.
 
 ``[group]`` sections list hosts, one per line, with ``key=value`` host variables;
 ``[group:vars]`` sets variables for a group's hosts and ``[group:children]`` nests
@@ -104,3 +104,23 @@ def _entry(host: str, variables: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         become_user = variables.get("ansible_become_user")
         options["sudo"] = str(become_user) if become_user else True
     return target, options
+
+
+def read_ssh_config_hosts(path: str | None = None, pattern: str = "*") -> list[str]:
+    """``ssh:ALIAS`` for every concrete ``Host`` alias in an ssh config matching ``pattern``.
+
+    Wildcard and negated patterns (``*``, ``?``, ``!``) are not hosts and are skipped;
+    the ssh transport then honours the alias's own settings from the config.
+    """
+    import fnmatch
+
+    config = Path(path or Path.home() / ".ssh" / "config").expanduser()
+    aliases: list[str] = []
+    for raw in config.read_text(encoding="utf-8").splitlines():
+        words = raw.split("#", 1)[0].split()
+        if len(words) < 2 or words[0].lower() != "host":
+            continue
+        for alias in words[1:]:
+            if not any(c in alias for c in "*?!") and fnmatch.fnmatch(alias, pattern):
+                aliases.append(alias)
+    return [f"ssh:{alias}" for alias in dict.fromkeys(aliases)]

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 
 from ._fanout import Result, fanout
-from ._inventory import read_ansible_ini
+from ._inventory import read_ansible_ini, read_ssh_config_hosts
 from ._proxy import Proxy
 from ._session import OutputHandler, Session
 
@@ -167,6 +167,12 @@ async def run(args: argparse.Namespace) -> int:
             entries += read_hosts(args.hosts)
         except (OSError, ValueError) as exc:
             print(f"aiopushy run: cannot read {args.hosts}: {exc}", file=sys.stderr)
+            return 2
+    if args.ssh_config_hosts:
+        try:
+            entries += [(t, {}) for t in read_ssh_config_hosts(None, args.ssh_config_hosts)]
+        except OSError as exc:
+            print(f"aiopushy run: cannot read the ssh config: {exc}", file=sys.stderr)
             return 2
     if args.inventory:
         try:

@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--hosts", metavar="FILE", help="more targets, one per line")
     run.add_argument("--inventory", metavar="FILE", help="targets from an Ansible INI inventory")
     run.add_argument("--group", default="all", help="the inventory group to run on")
+    run.add_argument(
+        "--ssh-config-hosts",
+        metavar="GLOB",
+        help="targets: the Host aliases of ~/.ssh/config matching GLOB",
+    )
     what = run.add_mutually_exclusive_group(required=True)
     what.add_argument("-e", "--eval", dest="expression", metavar="EXPR", help="an expression")
     what.add_argument("-c", "--code", metavar="CODE", help="statements to execute")

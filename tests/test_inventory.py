@@ -62,3 +62,18 @@ def test_malformed(tmp_path: Path) -> None:
     path.write_text("[web]\nweb1 ansible_port\n")
     with pytest.raises(ValueError, match="key=value"):
         read_ansible_ini(str(path))
+
+
+def test_ssh_config_aliases(tmp_path: Path) -> None:
+    from aiopushy._inventory import read_ssh_config_hosts
+
+    config = tmp_path / "config"
+    config.write_text(
+        "Host *\n  ServerAliveInterval 30\n"
+        "Host web1 web2  # the web tier\n  User deploy\n"
+        "Host db-? !db-9\n"
+        "Host db1\n  HostName 10.0.0.5\n"
+        "Match host foo\n"
+    )
+    assert read_ssh_config_hosts(str(config)) == ["ssh:web1", "ssh:web2", "ssh:db1"]
+    assert read_ssh_config_hosts(str(config), "web*") == ["ssh:web1", "ssh:web2"]
