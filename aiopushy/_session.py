@@ -73,6 +73,7 @@ _STARTUP_EXIT_CODES: dict[int | None, tuple[type[ConnectError], str]] = {
     127: (PythonNotFoundError, "was not found"),
     _bootstrap.EXIT_TOO_OLD: (PythonTooOldError, "is older than Python 3.8"),
     _bootstrap.EXIT_CORRUPT: (ConnectError, "received a corrupted bootstrap"),
+    _bootstrap.EXIT_INPUT_ENDED: (ConnectError, "did not receive the whole bootstrap"),
 }
 
 

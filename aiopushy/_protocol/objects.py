@@ -109,11 +109,5 @@ class ImportTable:
 
         return dropped
 
-    def live(self) -> list[tuple[int, Any]]:
-        """The proxies alive now, as ``(oid, proxy)`` pairs."""
-        with self._lock:
-            pairs = [(oid, entry[0]()) for oid, entry in self._entries.items()]
-        return [(oid, proxy) for oid, proxy in pairs if proxy is not None]
-
     def __len__(self) -> int:
         return len(self._entries)
