@@ -26,3 +26,14 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 
             return
         time.sleep(0.05)
     raise RuntimeError("server did not start listening")
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 5) -> None:
+    """Terminate a test server, then kill it if it has not exited within ``grace``."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

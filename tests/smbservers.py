@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .netutil import free_port, wait_for_port
+from .netutil import free_port, stop_process, wait_for_port
 
 USER = "pushy"
 PASSWORD = "pipe dream 42"
@@ -113,9 +113,4 @@ def samba_server(directory: Path, share: Path) -> Iterator[tuple[int, str, str]]
         wait_for_port(port, process)
         yield port, user, str(np_dir)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=10)

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncssh
 
-from .netutil import free_port, wait_for_port
+from .netutil import free_port, stop_process, wait_for_port
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 PASSWORD = "correct horse battery staple"
@@ -106,12 +106,7 @@ def openssh_server(directory: Path) -> Iterator[Server]:
         keys.trust(port)
         yield Server(port, keys, getpass.getuser())
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 class _Server(asyncssh.SSHServer):

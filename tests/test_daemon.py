@@ -20,6 +20,7 @@ import pytest
 import aiopushy as pushy
 from aiopushy.server import DEFAULT_PORT
 
+from .netutil import stop_process
 from .tlscerts import Pki, make_pki
 
 pytestmark = pytest.mark.anyio
@@ -46,13 +47,7 @@ class Daemon:
         self.target = f"daemon:127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         assert self.process.stdout is not None
         self.process.stdout.close()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .._exceptions import ConnectError, SudoPasswordRequired
+from .base import reject_unknown_options
 
 PROBE_PYTHON = "aiopushy:probe-python"
 """Stands for the interpreter in the command when the user named none: find one."""
@@ -132,9 +133,7 @@ def make_options(address: str, **kwargs: Any) -> SSHOptions:
     if isinstance(client_keys, str | os.PathLike):
         client_keys = [client_keys]
     known = {f for f in SSHOptions.__dataclass_fields__ if f not in ("address", "username")}
-    unknown = set(kwargs) - known
-    if unknown:
-        raise TypeError(f"ssh transport got unexpected arguments: {', '.join(sorted(unknown))}")
+    reject_unknown_options("ssh", kwargs, known)
     return SSHOptions(
         address=parsed,
         username=username,

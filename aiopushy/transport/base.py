@@ -7,12 +7,21 @@ own means (SFTP, a file share, a local copy). It knows nothing of the protocol.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from typing import ClassVar
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from .._exceptions import ConnectError
+
+
+def reject_unknown_options(transport: str, given: Iterable[str], allowed: Iterable[str]) -> None:
+    """Raise ``TypeError`` naming the keyword arguments a transport does not take."""
+    unknown = set(given) - set(allowed)
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise TypeError(f"{transport} transport got unexpected arguments: {names}")
 
 
 class EmptyReceiveStream(ByteReceiveStream):

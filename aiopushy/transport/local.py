@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from ._process import ProcessTransport
+from .base import reject_unknown_options
 
 
 class LocalTransport(ProcessTransport):
@@ -42,8 +43,7 @@ async def Popen(command: Sequence[str], address: str = "", **kwargs: Any) -> Loc
         TypeError: an unknown keyword argument was given.
         ConnectError: the interpreter could not be started.
     """
-    if kwargs:
-        raise TypeError(f"local transport got unexpected arguments: {', '.join(sorted(kwargs))}")
+    reject_unknown_options("local", kwargs, ())
     transport = await LocalTransport.spawn(command, address)
     assert isinstance(transport, LocalTransport)
     return transport

@@ -27,7 +27,7 @@ from anyio.abc import ByteReceiveStream, ByteSendStream
 from .. import _pipeproto
 from .._exceptions import AuthenticationError, ConnectError
 from ._neterrors import network_error
-from .base import BaseTransport, EmptyReceiveStream
+from .base import BaseTransport, EmptyReceiveStream, reject_unknown_options
 
 DEFAULT_PORT = 445
 DEFAULT_PIPE = "aiopushy"
@@ -106,10 +106,7 @@ def make_options(
     if hashes:
         lmhash, _, nthash = hashes.partition(":")
     pipe = kwargs.pop("pipe", None) or pipe or DEFAULT_PIPE
-    allowed = {"port", "kerberos", "connect_timeout", "share"}
-    unknown = set(kwargs) - allowed
-    if unknown:
-        raise TypeError(f"smb transport got unexpected arguments: {', '.join(sorted(unknown))}")
+    reject_unknown_options("smb", kwargs, ("port", "kerberos", "connect_timeout", "share"))
     return SMBOptions(
         host=host,
         pipe=pipe,
