@@ -339,21 +339,28 @@ async def run(python: str, settings: Settings) -> dict[str, Any]:
     round_trips, round_trip_facts = await measure_round_trips(python, settings)
     progress(f"measuring start-up ({settings.startup_rounds} rounds)...")
     startups, startup_facts = await measure_startup(python, settings)
-    samples = {**round_trips, **startups}
+    meta = {"round_trip": round_trip_facts, "startup": startup_facts}
+    return report(python, settings, {**round_trips, **startups}, meta, SCENARIOS, COMPARISONS)
+
+
+def report(
+    python: str,
+    settings: Settings,
+    samples: dict[str, list[float]],
+    meta: dict[str, Any],
+    scenarios: Sequence[tuple[str, str, Sequence[str]]],
+    comparisons: Sequence[Comparison],
+) -> dict[str, Any]:
+    """The raw figures of one benchmark family, as written by ``--json``."""
     stats = {system: summarize(values) for system, values in samples.items()}
     return {
-        "meta": {
-            **environment(python),
-            "mode": settings.name,
-            "round_trip": round_trip_facts,
-            "startup": startup_facts,
-        },
+        "meta": {**environment(python), "mode": settings.name, **meta},
         "unit": "s",
         "scenarios": {
             scenario: {"label": label, "systems": {system: stats[system] for system in systems}}
-            for scenario, label, systems in SCENARIOS
+            for scenario, label, systems in scenarios
         },
-        "comparisons": [compare(stats, comparison) for comparison in COMPARISONS],
+        "comparisons": [compare(stats, comparison) for comparison in comparisons],
     }
 
 

@@ -51,12 +51,10 @@ from .core import (
     EchoChild,
     Settings,
     alternate,
-    compare,
-    environment,
     getpid_round_trips,
     ping_pong,
     progress,
-    summarize,
+    report,
     table,
     time_connect,
     time_spawn,
@@ -273,24 +271,14 @@ async def run(python: str, server: Server, settings: Settings) -> dict[str, Any]
     progress(f"ssh: measuring round trips ({settings.rounds} rounds x {settings.batch} calls)...")
     round_trips, round_trip_facts = await measure_round_trips(python, kwargs, settings)
     check_pool_empty("after the ssh benchmarks")
-    samples = {**connects, **round_trips}
-    stats = {system: summarize(values) for system, values in samples.items()}
-    return {
-        "meta": {
-            **environment(python),
-            "mode": settings.name,
-            "openssh": openssh_version(),
-            "asyncssh": asyncssh.__version__,
-            "connect": connect_facts,
-            "round_trip": round_trip_facts,
-        },
-        "unit": "s",
-        "scenarios": {
-            scenario: {"label": label, "systems": {system: stats[system] for system in systems}}
-            for scenario, label, systems in SCENARIOS
-        },
-        "comparisons": [compare(stats, comparison) for comparison in COMPARISONS],
+    meta = {
+        "openssh": openssh_version(),
+        "asyncssh": asyncssh.__version__,
+        "connect": connect_facts,
+        "round_trip": round_trip_facts,
     }
+    samples = {**connects, **round_trips}
+    return report(python, settings, samples, meta, SCENARIOS, COMPARISONS)
 
 
 def openssh_version() -> str:
