@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import ssl as ssl_module
@@ -29,6 +28,7 @@ from .._remote import output
 from .._remote.channel import Channel
 from .._remote.main import serve as serve_channel
 from .._remote.peer import Peer
+from ._net import is_loopback
 
 logger = logging.getLogger("aiopushy.server")
 
@@ -195,15 +195,6 @@ class DaemonServer:
         await self.wait_closed()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def serve(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
@@ -246,7 +237,7 @@ async def serve(
             "refusing to start without authentication: give a token (token=, token_file= "
             "or $AIOPUSHY_TOKEN), or insecure=True on a loopback address"
         )
-    if secret is None and not _is_loopback(host):
+    if secret is None and not is_loopback(host):
         raise ValueError(f"insecure mode is only allowed on loopback addresses, not {host!r}")
     _install_routed_output()
     server = DaemonServer(

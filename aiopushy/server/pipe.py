@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 
 from .. import _bootstrap, _pipeproto
+from ._net import is_loopback
 
 logger = logging.getLogger("aiopushy.server.pipe")
 
@@ -241,9 +242,7 @@ async def serve_pipe(
         os.chmod(path, 0o700)  # Samba (root) connects; nobody else
         addresses.append(path)
     if tcp is not None:
-        from .daemon import _is_loopback
-
-        if not _is_loopback(tcp[0]):
+        if not is_loopback(tcp[0]):
             raise ValueError(f"the pipe server's TCP side must be loopback, not {tcp[0]!r}")
         server = await asyncio.start_server(sessions.handle, tcp[0], tcp[1])
         servers.append(server)
