@@ -46,6 +46,7 @@ def connect(
     heartbeat_interval: float = 5.0,
     heartbeat_timeout: float | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    via: Session | None = None,
     **transport_options: Any,
 ) -> Connecting:
     """Start (or reach) a Python interpreter and return a session to drive it.
@@ -67,6 +68,10 @@ def connect(
         heartbeat_timeout: seconds of silence after which the session is declared lost
             (and the remote exits); default four heartbeat intervals.
         max_frame_size: largest message accepted from the remote, in bytes.
+        via: start the interpreter from this session's remote interpreter instead of
+            from here (``local`` and ``ssh`` targets): a bastion relays to hosts only it
+            can reach. The new session's traffic travels through ``via``, and it ends
+            when ``via`` ends. Chains (``via`` a relayed session) work too.
         **transport_options: passed to the transport's ``Popen``.
 
     Raises:
@@ -81,6 +86,10 @@ def connect(
         raise TypeError("env must map strings to strings")
     if heartbeat_interval <= 0:
         raise ValueError("heartbeat_interval must be positive")
+    if via is not None:
+        if not isinstance(via, Session):
+            raise TypeError(f"via must be a Session, not {type(via).__name__}")
+        transport_options["via"] = via
     return Connecting(
         target,
         python=python,
@@ -123,6 +132,11 @@ async def open_session(
     """Start the transport and the session; the body of ``connect()``."""
     name, address = split_target(target)
     popen = find_popen(name)
+    if "via" in transport_options and "via" not in inspect.signature(popen).parameters:
+        raise ValueError(
+            f"the {name} transport cannot be started via another session "
+            "(via= works with transports that start a program: local, ssh)"
+        )
     command = _bootstrap.command(_python_argv(python, popen))
     session: Session | None = None
     try:

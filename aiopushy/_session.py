@@ -128,6 +128,7 @@ class Session:
         self._loop = asyncio.get_running_loop()
         self._last_received = self._loop.time()
         self._entered_managers: dict[int, list[Any]] = {}
+        self._end_callbacks: list[Callable[[], None]] = []
         self._frame_handlers: dict[int, Callable[[Frame], None]] = {
             m.HELLO: self._on_hello,
             m.RESULT: self._on_answer,
@@ -339,6 +340,12 @@ class Session:
         if not self._hello.done():
             self._hello.set_exception(error)
         self._refs.exports.clear()
+        callbacks, self._end_callbacks = self._end_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("%s: end-of-session callback failed", self.target)
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:
@@ -346,6 +353,17 @@ class Session:
 
     def _kill(self) -> None:
         self.transport.kill()
+
+    def _on_end(self, callback: Callable[[], None], remove: bool = False) -> None:
+        """Have ``callback()`` called once when the session ends (for sessions relayed
+        through this one); at once if it has ended. With ``remove``, forget it again."""
+        if remove:
+            with contextlib.suppress(ValueError):
+                self._end_callbacks.remove(callback)
+        elif self._error is not None:
+            callback()
+        else:
+            self._end_callbacks.append(callback)
 
     @property
     def closed(self) -> bool:

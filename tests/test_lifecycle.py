@@ -15,25 +15,9 @@ import pytest
 
 import aiopushy as pushy
 
+from .procutil import alive, wait_until
+
 pytestmark = pytest.mark.anyio
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie left for an init that does not reap counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-async def _wait_until(predicate: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        await anyio.sleep(0.05)
-    return bool(predicate())  # type: ignore[operator]
 
 
 async def test_unknown_transport_lists_known_ones() -> None:
@@ -59,7 +43,7 @@ async def test_interpreter_that_fails_reports_its_stderr() -> None:
 def _processes_with(marker: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and _alive(int(entry)):
+        if entry.isdigit() and alive(int(entry)):
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
                     if marker.encode() in f.read():
@@ -78,7 +62,7 @@ async def test_connect_timeout_kills_the_process() -> None:
     assert isinstance(info.value, TimeoutError)
     assert isinstance(info.value, pushy.ConnectError)
     assert time.monotonic() - start < 10
-    assert await _wait_until(lambda: not _processes_with(marker), 5)
+    assert await wait_until(lambda: not _processes_with(marker), 5)
 
 
 async def _sleep_until_lost(conn: pushy.Session, errors: list[BaseException]) -> None:
@@ -125,7 +109,7 @@ async def test_heartbeat_detects_a_frozen_remote(remote_python: str) -> None:
     finally:
         with anyio.fail_after(10):
             await conn.close()
-    assert await _wait_until(lambda: not _alive(pid), 5)
+    assert await wait_until(lambda: not alive(pid), 5)
 
 
 async def test_remote_exits_when_heartbeats_stop(remote_python: str) -> None:
@@ -137,8 +121,8 @@ async def test_remote_exits_when_heartbeats_stop(remote_python: str) -> None:
         for task in list(conn._tasks):
             if "heartbeat" in task.get_name():
                 task.cancel()  # fault injection: the controller falls silent
-        assert await _wait_until(lambda: conn.closed, 10)
-        assert await _wait_until(lambda: not _alive(pid), 5)
+        assert await wait_until(lambda: conn.closed, 10)
+        assert await wait_until(lambda: not alive(pid), 5)
         with pytest.raises(pushy.ConnectionLost):
             await conn.eval("1")
     finally:
@@ -148,8 +132,8 @@ async def test_remote_exits_when_heartbeats_stop(remote_python: str) -> None:
 async def test_remote_exits_when_its_input_closes(conn: pushy.Session) -> None:
     pid = conn.info["pid"]
     await conn.transport.stdin.aclose()
-    assert await _wait_until(lambda: conn.closed, 5)
-    assert await _wait_until(lambda: not _alive(pid), 5)
+    assert await wait_until(lambda: conn.closed, 5)
+    assert await wait_until(lambda: not alive(pid), 5)
 
 
 async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
@@ -163,10 +147,10 @@ async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
         )
         remote_pid = conn.info["pid"]
     try:
-        assert await _wait_until(lambda: not _alive(remote_pid), 5)
-        assert await _wait_until(lambda: not _alive(plain), 5)
-        assert _alive(nohup)
-        assert _alive(daemon)
+        assert await wait_until(lambda: not alive(remote_pid), 5)
+        assert await wait_until(lambda: not alive(plain), 5)
+        assert alive(nohup)
+        assert alive(daemon)
     finally:
         for pid in (plain, nohup, daemon):
             with contextlib.suppress(ProcessLookupError):

@@ -17,6 +17,7 @@ import aiopushy as pushy
 from aiopushy.server.pipe import serve_pipe
 from aiopushy.transport.smb import make_options, parse_address
 
+from .procutil import wait_until
 from .smbservers import PASSWORD, SMBD, USER, impacket_server, samba_server
 
 pytestmark = pytest.mark.anyio
@@ -170,7 +171,8 @@ async def test_file_copy_and_clean_close(impacket_smb: dict[str, object], tmp_pa
         await conn.putfile(tmp_path / "up", str(tmp_path / "remote"))
         await conn.getfile(str(tmp_path / "remote"), tmp_path / "down")
         pid = conn.info["pid"]
-        assert _threads_in_smb_reads() == 1  # the pump's pending read
+        # The pump's pending read (it may be between two reads for a moment).
+        assert await wait_until(lambda: _threads_in_smb_reads() == 1, 5)
     assert (tmp_path / "down").read_bytes() == payload
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and (

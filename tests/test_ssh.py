@@ -28,6 +28,7 @@ from aiopushy.transport._sshcommon import (
     remote_command,
 )
 
+from .netutil import free_port
 from .sshservers import PASSWORD, SSHD, Server, asyncssh_server, openssh_server
 
 pytestmark = pytest.mark.anyio
@@ -377,3 +378,60 @@ async def test_agent_forwarding(openssh: Server, native: bool, tmp_path: Path) -
     finally:
         agent.terminate()
         agent.wait()
+
+
+def _children(pid: int, name: str) -> list[int]:
+    """Pids of this machine's processes called ``name`` whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            if fields.get("Name", "").strip() == name and fields.get("PPid", "").strip() == str(
+                pid
+            ):
+                found.append(int(entry))
+    return found
+
+
+async def test_ssh_through_ssh(openssh: Server, native: bool) -> None:
+    """The bastion is the same sshd: the second hop's ssh client runs on the bastion."""
+    bastion = await pushy.connect(
+        "ssh:127.0.0.1", timeout=60, **openssh.connect_kwargs(use_native=native)
+    )
+    try:
+        inner = await pushy.connect(
+            "ssh:127.0.0.1", via=bastion, timeout=60, **openssh.connect_kwargs()
+        )
+        assert await inner.eval("6 * 7") == 42
+        assert _children(bastion.info["pid"], "ssh")  # the client is the bastion's child
+        assert not inner.transport.native_file_copy
+        pid = inner.info["pid"]
+        assert await inner.modules.os.getpid() == pid != bastion.info["pid"]
+        await bastion.close()
+        with pytest.raises(pushy.ConnectionLost), anyio.fail_after(10):
+            await inner.modules.os.getpid()
+        await inner.close()
+    finally:
+        await bastion.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        await anyio.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+async def test_ssh_via_reports_the_second_hops_errors(openssh: Server, tmp_path: Path) -> None:
+    async with pushy.connect("ssh:127.0.0.1", timeout=60, **openssh.connect_kwargs()) as bastion:
+        empty = tmp_path / "known_hosts"
+        empty.write_text("")
+        kwargs = openssh.connect_kwargs(known_hosts=str(empty))
+        with pytest.raises(pushy.HostKeyError, match="not in"):
+            await pushy.connect("ssh:127.0.0.1", via=bastion, **kwargs)
+        with pytest.raises(pushy.ConnectionRefused):
+            await pushy.connect(
+                "ssh:127.0.0.1", via=bastion, **openssh.connect_kwargs(port=free_port())
+            )
+        assert await bastion.eval("1") == 1

@@ -51,10 +51,13 @@ OP_CALL = 9  # (callable, args, kwargs) -> value  (remote -> controller callback
 OP_READ_FILE = 10  # (path, offset, size) -> bytes
 OP_WRITE_FILE = 11  # (path, offset, data, truncate) -> None
 OP_STATISTICS = 12  # () -> {name: count}
+OP_SPAWN = 13  # (argv, env, notify) -> relay  (see _remote/relay.py)
 
-# Output streams in OUTPUT frames: first byte of the body.
+# Output streams in OUTPUT frames (their request id), and what a relay's ``notify``
+# reports: ``notify(STDOUT | STDERR, data)``, ``b""`` at the end; ``notify(EXITED, status)``.
 STDOUT = 1
 STDERR = 2
+EXITED = 3
 
 # Reference kinds: what a ``Ref`` placeholder names.
 REF_SENDER = 1  # (REF_SENDER, oid, type name): an object that lives with the sender

@@ -159,6 +159,11 @@ class Operations:
         finally:
             os.close(fd)
 
+    def spawn(self, argv: Any, env: Any, notify: Any) -> Any:
+        from . import relay  # imports subprocess: only when a relay is wanted
+
+        return relay.spawn(argv, env, notify)
+
     TABLE: ClassVar[dict[int, Callable[..., Any]]] = {
         m.OP_EVALUATE: evaluate,
         m.OP_EVAL: eval,
@@ -171,6 +176,7 @@ class Operations:
         m.OP_READ_FILE: read_file,
         m.OP_WRITE_FILE: write_file,
         m.OP_STATISTICS: lambda self: self.statistics(),
+        m.OP_SPAWN: spawn,
     }
 
     def handle(self, op: Any, args: Any) -> Any:

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import stat
 import tempfile
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -34,6 +35,9 @@ from ._sshcommon import (
     remote_command,
     sudo_failure,
 )
+
+if TYPE_CHECKING:
+    from .._session import Session
 
 _POLICY = {"strict": "yes", "accept-new": "accept-new", "off": "no"}
 _PASSWORD_VARIABLE = "AIOPUSHY_SSH_PASSWORD"
@@ -104,7 +108,6 @@ class _AskPass:
             f.write(f'#!/bin/sh\nprintf "%s\\n" "${_PASSWORD_VARIABLE}"\n')
         os.chmod(self.helper, stat.S_IRWXU)
         self.env = {
-            **os.environ,
             "SSH_ASKPASS": self.helper,
             "SSH_ASKPASS_REQUIRE": "force",
             "DISPLAY": os.environ.get("DISPLAY", "aiopushy:0"),
@@ -123,8 +126,19 @@ class NativeSSHTransport(ProcessTransport):
     _askpass: _AskPass | None
 
     @classmethod
-    async def open(cls, command: list[str], options: SSHOptions) -> NativeSSHTransport:
-        """Run ``ssh ... host 'exec /bin/sh -c ...'``."""
+    async def open(
+        cls, command: list[str], options: SSHOptions, via: Session | None = None
+    ) -> NativeSSHTransport:
+        """Run ``ssh ... host 'exec /bin/sh -c ...'`` here, or on ``via``'s host.
+
+        Raises:
+            ValueError: a password with ``via`` (the askpass helper lives here).
+        """
+        if via is not None and options.password is not None:
+            raise ValueError(
+                "password authentication is not available with via=: the ssh client runs "
+                f"on {via.target}; use keys there, or forward_agent=True on that session"
+            )
         askpass = _AskPass(options.password) if options.password is not None else None
         argv = [
             "ssh",
@@ -137,12 +151,14 @@ class NativeSSHTransport(ProcessTransport):
         ]
         try:
             env = askpass.env if askpass else None
-            transport = await cls.spawn(argv, options.address.host, env)
+            transport = await cls.spawn(argv, options.address.host, env, via)
         except BaseException:
             if askpass:
                 askpass.remove()
             raise
         assert isinstance(transport, NativeSSHTransport)
+        # scp would run here, not on via's host: relayed sessions copy through the protocol.
+        transport.native_file_copy = via is None
         transport.options = options
         transport._askpass = askpass
         return transport
@@ -180,7 +196,10 @@ class NativeSSHTransport(ProcessTransport):
         ]
         try:
             result = await anyio.run_process(
-                argv, check=False, env=askpass.env if askpass else None, stdin=None
+                argv,
+                check=False,
+                env={**os.environ, **askpass.env} if askpass else None,
+                stdin=None,
             )
         finally:
             if askpass:

@@ -1,4 +1,8 @@
-"""Transports backed by a local child process (the ``local`` transport, native ``ssh``)."""
+"""Transports whose remote end is a child process (``local``, native ``ssh``).
+
+The child is started here (``LocalProcess``) or, with ``via=session``, by another
+session's interpreter (``RelayedProcess``); the transport drives both the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,56 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
+from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from .._exceptions import ConnectError
 from ._streams import ReaderStream, WriterStream
 from .base import BaseTransport
 
+if TYPE_CHECKING:
+    from .._session import Session
+
 #: How long ``aclose`` waits for the process to exit on its own, then after SIGTERM.
 EXIT_GRACE = 2.0
 
 
-class ProcessTransport(BaseTransport):
-    """A transport whose remote end is talked to through a child process's pipes."""
+class ChildProcess(Protocol):
+    """A running program with piped standard streams, wherever it runs."""
 
-    def __init__(self, process: asyncio.subprocess.Process, address: str) -> None:
+    stdin: ByteSendStream
+    stdout: ByteReceiveStream
+    stderr: ByteReceiveStream
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once known."""
+
+    async def wait(self) -> int | None:
+        """Wait for the exit; the status (``None`` if it can no longer be known)."""
+
+    def signal(self, kill: bool) -> None:
+        """Send SIGTERM (or SIGKILL with ``kill``) without waiting; no error if it ended."""
+
+    def release(self) -> None:
+        """Let go of the pipes, even if the program's background jobs keep them open."""
+
+
+class LocalProcess:
+    """A child of this process, through asyncio's subprocess support."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdin and process.stdout and process.stderr
         self.process = process
-        self.address = address
-        self.stdin = WriterStream(process.stdin)
-        self.stdout = ReaderStream(process.stdout)
-        self.stderr = ReaderStream(process.stderr)
+        self.stdin: ByteSendStream = WriterStream(process.stdin)
+        self.stdout: ByteReceiveStream = ReaderStream(process.stdout)
+        self.stderr: ByteReceiveStream = ReaderStream(process.stderr)
 
     @classmethod
-    async def spawn(
-        cls,
-        argv: Sequence[str],
-        address: str,
-        env: Mapping[str, str] | None = None,
-    ) -> ProcessTransport:
-        """Start ``argv`` in a new session with piped standard streams.
+    async def start(cls, argv: Sequence[str], env: Mapping[str, str] | None) -> LocalProcess:
+        """Start ``argv`` in a new session, with ``env`` added to our environment.
 
         Raises:
             ConnectError: the program could not be started.
@@ -47,11 +71,11 @@ class ProcessTransport(BaseTransport):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                env=None if env is None else dict(env),
+                env=None if env is None else {**os.environ, **env},
             )
         except OSError as exc:
             raise ConnectError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
-        return cls(process, address)
+        return cls(process)
 
     @property
     def returncode(self) -> int | None:
@@ -62,24 +86,73 @@ class ProcessTransport(BaseTransport):
         """Wait for the child to exit; its exit status."""
         return await self.process.wait()
 
-    async def aclose(self) -> None:
-        """Close stdin, then wait for the child; escalate to SIGTERM and SIGKILL."""
-        await self.stdin.aclose()
-        for escalate in (None, self.process.terminate, self.process.kill):
-            if escalate is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    escalate()
-            with anyio.move_on_after(EXIT_GRACE):
-                await self.process.wait()
-                break
-        # Background jobs of the remote may hold its stderr open: never wait for the pipes'
-        # end. asyncio has no public handle on them; the subprocess transport closes all.
+    def signal(self, kill: bool) -> None:
+        """SIGTERM or SIGKILL the child, if it still runs."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, 9 if kill else 15)
+
+    def release(self) -> None:
+        """Close our ends of the pipes without waiting for their end of file."""
+        # asyncio has no public handle on them; the subprocess transport closes all.
         transport = getattr(self.process, "_transport", None)
         if transport is not None:
             transport.close()
 
+
+class ProcessTransport(BaseTransport):
+    """A transport talking to a child process through its standard streams."""
+
+    def __init__(self, child: ChildProcess, address: str) -> None:
+        self.child = child
+        self.address = address
+        self.stdin = child.stdin
+        self.stdout = child.stdout
+        self.stderr = child.stderr
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: Sequence[str],
+        address: str,
+        env: Mapping[str, str] | None = None,
+        via: Session | None = None,
+    ) -> ProcessTransport:
+        """Start ``argv`` here, or on ``via``'s host, with ``env`` added to the environment.
+
+        Raises:
+            ConnectError: the program could not be started.
+        """
+        if via is None:
+            child: ChildProcess = await LocalProcess.start(argv, env)
+        else:
+            from ._relay import RelayedProcess
+
+            child = await RelayedProcess.start(via, argv, env)
+        return cls(child, address)
+
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit status once it has exited."""
+        return self.child.returncode
+
+    async def wait(self) -> int | None:
+        """Wait for the child to exit; its exit status."""
+        return await self.child.wait()
+
+    async def aclose(self) -> None:
+        """Close stdin, then wait for the child; escalate to SIGTERM and SIGKILL."""
+        await self.stdin.aclose()
+        for kill in (None, False, True):
+            if kill is not None:
+                self.child.signal(kill)
+            with anyio.move_on_after(EXIT_GRACE):
+                await self.child.wait()
+                break
+        # Background jobs of the remote may hold its stderr open: never wait for the pipes'
+        # end.
+        self.child.release()
+
     def kill(self) -> None:
         """Kill the child at once (used when a session must die now)."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, 9)
+        self.child.signal(True)

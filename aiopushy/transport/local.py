@@ -2,6 +2,9 @@
 
 ``connect("local:")`` runs ``sys.executable`` unless ``python=`` says otherwise. File
 copies are plain ``shutil.copyfile`` calls, made in a worker thread.
+
+With ``via=session``, the interpreter is started on that session's host instead (by
+default the same interpreter as that session's), its pipes relayed through the session.
 """
 
 from __future__ import annotations
@@ -9,12 +12,18 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._process import ProcessTransport
 from .base import reject_unknown_options
+
+if TYPE_CHECKING:
+    from .._session import Session
+
+SAME_PYTHON = "aiopushy:same-python"
+"""Stands for the interpreter when the user named none: ours, or the ``via`` session's."""
 
 
 class LocalTransport(ProcessTransport):
@@ -31,12 +40,21 @@ class LocalTransport(ProcessTransport):
         await anyio.to_thread.run_sync(shutil.copyfile, local_path, remote_path)
 
 
-async def Popen(command: Sequence[str], address: str = "", **kwargs: Any) -> LocalTransport:
+class RelayedLocalTransport(ProcessTransport):
+    """A Python interpreter started on a ``via`` session's host; files go through the
+    protocol (a local copy here would copy on the wrong host)."""
+
+
+async def Popen(
+    command: Sequence[str], address: str = "", via: Session | None = None, **kwargs: Any
+) -> ProcessTransport:
     """Start ``command`` on this host; the ``local`` transport's entry point.
 
     Args:
-        command: the argument vector (the interpreter and its loader).
+        command: the argument vector (the interpreter and its loader); a first item of
+            ``SAME_PYTHON`` means this process's interpreter (``via``'s with ``via``).
         address: ignored; ``local:`` has no address.
+        via: start the interpreter on this session's host instead, relayed through it.
         **kwargs: accepted for interface compatibility; any given is an error.
 
     Raises:
@@ -44,10 +62,15 @@ async def Popen(command: Sequence[str], address: str = "", **kwargs: Any) -> Loc
         ConnectError: the interpreter could not be started.
     """
     reject_unknown_options("local", kwargs, ())
-    transport = await LocalTransport.spawn(command, address)
-    assert isinstance(transport, LocalTransport)
-    return transport
+    command = list(command)
+    if command and command[0] == SAME_PYTHON:
+        command[0] = sys.executable if via is None else str(via.info.get("executable") or "")
+        if not command[0]:
+            command[0] = "python3"  # the remote could not name its interpreter
+    kind = LocalTransport if via is None else RelayedLocalTransport
+    return await kind.spawn(command, address, via=via)
 
 
-DEFAULT_PYTHON = sys.executable
-"""The interpreter ``local:`` starts when ``connect()`` is given no ``python``."""
+DEFAULT_PYTHON = SAME_PYTHON
+"""The interpreter ``local:`` starts when ``connect()`` is given no ``python``:
+``sys.executable`` (or, with ``via``, the relaying session's own interpreter)."""

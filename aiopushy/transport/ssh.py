@@ -9,16 +9,23 @@ everything in ``~/.ssh/config`` (ProxyJump, Kerberos, ControlMaster, ...).
 Host keys are verified against ``~/.ssh/known_hosts`` (or ``known_hosts=``) unless
 ``host_key_policy`` says otherwise: ``"strict"`` (default), ``"accept-new"`` (trust and
 record a host never seen, refuse a changed key) or ``"off"``.
+
+``via=session`` starts the connection from that session's host instead (a bastion in
+front of a private network): the system ``ssh`` client runs there, with that host's
+``~/.ssh`` and agent, and the pipes are relayed through the session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._asyncssh import AsyncSSHTransport
 from ._sshcommon import PROBE_PYTHON, make_options
 from .base import BaseTransport
+
+if TYPE_CHECKING:
+    from .._session import Session
 
 DEFAULT_PYTHON = PROBE_PYTHON
 """With no ``python=``, the newest ``python3.X``/``python3``/``python`` >= 3.8 is used."""
@@ -30,6 +37,8 @@ async def Popen(
     username: str | None = None,
     password: str | None = None,
     use_native: bool | None = None,
+    *,
+    via: Session | None = None,
     **kwargs: Any,
 ) -> BaseTransport:
     """Start ``command`` on the host named by ``address``; the ``ssh`` transport.
@@ -42,6 +51,8 @@ async def Popen(
         username: login name; default the one in the address, else the current user.
         password: password authentication; without it, public keys (agent, ``~/.ssh``).
         use_native: ``True`` for the system ``ssh`` client; default asyncssh.
+        via: run the system ``ssh`` client on this session's host (a bastion), its pipes
+            relayed through the session; file paths in the options are that host's.
         **kwargs: ``port``, ``client_keys``, ``passphrase``, ``known_hosts``,
             ``host_key_policy``, ``agent_path``, ``config``, ``tunnel``,
             ``keepalive_interval``, ``connect_timeout``, ``forward_agent``, ``sudo``.
@@ -50,9 +61,13 @@ async def Popen(
         ConnectError: or one of its subclasses naming the cause.
     """
     options = make_options(address, username=username, password=password, **kwargs)
-    if use_native:
+    if use_native or via is not None:
+        if via is not None and use_native is False:
+            raise ValueError(
+                "via= runs the system ssh client on the relaying host: drop use_native=False"
+            )
         from ._nativessh import NativeSSHTransport
 
-        native: BaseTransport = await NativeSSHTransport.open(list(command), options)
+        native: BaseTransport = await NativeSSHTransport.open(list(command), options, via)
         return native
     return await AsyncSSHTransport.open(list(command), options)
