@@ -10,10 +10,10 @@ the sessions open across several jobs.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import sys
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from ._connect import connect
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
+    ConnectTimeout,
     HostKeyError,
     PushyError,
     PythonNotFoundError,
@@ -78,18 +79,55 @@ NOT_RETRIED = (AuthenticationError, HostKeyError, PythonNotFoundError, PythonToo
 BACKOFF = 0.5
 
 
+class _Clock:
+    """A target's deadline: ``timeout`` seconds from the moment it first gets a start-up
+    slot, so targets queued behind ``limit`` others do not time out while they wait."""
+
+    def __init__(self, target: str, timeout: float | None) -> None:
+        self.target, self.timeout = target, timeout
+        self.started: float | None = None
+        self.deadline = math.inf
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = anyio.current_time()
+            if self.timeout is not None:
+                self.deadline = self.started + self.timeout
+
+    @property
+    def elapsed(self) -> float:
+        return 0.0 if self.started is None else anyio.current_time() - self.started
+
+    @contextlib.contextmanager
+    def limit(self, what: str) -> Iterator[None]:
+        """Raise ``TimeoutError`` (``ConnectTimeout`` for ``"connect"``) at the deadline."""
+        with anyio.CancelScope(deadline=self.deadline) as scope:
+            yield
+        if scope.cancelled_caught:
+            kind = ConnectTimeout if what == "connect" else TimeoutError
+            raise kind(f"{self.target}: {what} did not finish within {self.timeout} s")
+
+
 async def _connect_with_retries(
-    target: str, options: dict[str, Any], connecting: anyio.Semaphore, retries: int
+    target: str,
+    options: dict[str, Any],
+    connecting: anyio.Semaphore,
+    retries: int,
+    clock: _Clock,
 ) -> Session:
     """Connect (holding one of ``limit`` start-up slots), retrying reachability failures."""
     for attempt in range(retries + 1):
         try:
             async with connecting:
-                return await connect(target, **options)
+                clock.start()
+                with clock.limit("connect"):
+                    return await connect(target, **options)
         except ConnectError as exc:
-            if attempt == retries or isinstance(exc, NOT_RETRIED):
+            out_of_time = anyio.current_time() >= clock.deadline
+            if attempt == retries or out_of_time or isinstance(exc, NOT_RETRIED):
                 raise
-        await anyio.sleep(BACKOFF * 2**attempt * (0.5 + random.random()))
+        with clock.limit("connect"):
+            await anyio.sleep(BACKOFF * 2**attempt * (0.5 + random.random()))
     raise AssertionError("unreachable")
 
 
@@ -146,14 +184,12 @@ def _options(
     return options
 
 
-async def _timed(target: str, work: Callable[[], Awaitable[Any]], seconds: float | None) -> Result:
-    start = time.monotonic()
+async def _timed(clock: _Clock, work: Callable[[], Awaitable[Any]]) -> Result:
     try:
-        with anyio.fail_after(seconds):
-            value = await work()
+        value = await work()
     except Exception as exc:
-        return Result(target, False, error=exc, elapsed=time.monotonic() - start)
-    return Result(target, True, value=value, elapsed=time.monotonic() - start)
+        return Result(clock.target, False, error=exc, elapsed=clock.elapsed)
+    return Result(clock.target, True, value=value, elapsed=clock.elapsed)
 
 
 async def fanout(
@@ -175,7 +211,8 @@ async def fanout(
         targets: ``"transport:address"`` strings.
         job: called with each connected session.
         limit: at most this many targets connecting at once.
-        timeout: seconds for each target's connect plus job.
+        timeout: seconds for each target's connect plus job, counted from the moment
+            it gets a start-up slot (waiting behind ``limit`` others does not count).
         connect_kwargs: ``connect()`` arguments for every target.
         per_target: ``connect()`` arguments by target, overriding ``connect_kwargs``.
         progress: ``progress(ok, failed, running, total)`` as targets finish.
@@ -194,14 +231,17 @@ async def fanout(
     tracker = _Tracker(len(targets), progress)
 
     async def one(index: int, target: str) -> None:
+        clock = _Clock(target, timeout)
+
         async def work() -> Any:
             options = _options(index, target, connect_kwargs, per_target, output)
-            session = await _connect_with_retries(target, options, connecting, retries)
+            session = await _connect_with_retries(target, options, connecting, retries, clock)
             async with session:
-                return await job(session)
+                with clock.limit("job"):
+                    return await job(session)
 
         tracker.started()
-        result = await _timed(target, work, timeout)
+        result = await _timed(clock, work)
         results[index] = result
         tracker.finished(result.ok)
 
@@ -246,12 +286,13 @@ class Group:
         failures: list[tuple[int, Result]] = []
 
         async def open_one(index: int, target: str) -> None:
-            async def work() -> Session:
-                async with connecting:
-                    options = _options(index, target, self._connect_kwargs, self._per_target)
-                    return await connect(target, **options)
+            clock = _Clock(target, self._timeout)
 
-            result = await _timed(target, work, self._timeout)
+            async def work() -> Session:
+                options = _options(index, target, self._connect_kwargs, self._per_target)
+                return await _connect_with_retries(target, options, connecting, 0, clock)
+
+            result = await _timed(clock, work)
             if result.ok:
                 opened[index] = result.value
             else:
@@ -293,7 +334,14 @@ class Group:
 
         async def one(index: int, target: str, session: Session) -> None:
             tracker.started()
-            result = await _timed(target, lambda: job(session), timeout)
+            clock = _Clock(target, timeout)
+            clock.start()
+
+            async def work() -> Any:
+                with clock.limit("job"):
+                    return await job(session)
+
+            result = await _timed(clock, work)
             results[index] = result
             tracker.finished(result.ok)
 

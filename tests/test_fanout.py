@@ -53,6 +53,16 @@ async def test_fanout_collects_results_in_order(hanging: str) -> None:
     assert seen[-1] == (6, 4, 0, 10)
 
 
+async def test_waiting_for_a_slot_does_not_count_against_the_timeout(hanging: str) -> None:
+    # One start-up slot: the live targets wait 2 s behind the hanging one, then connect.
+    targets = [hanging, "local:", "local:"]
+    results = await pushy.fanout(targets, _pid, limit=1, timeout=2)
+    assert [r.ok for r in results] == [False, True, True]
+    assert isinstance(results[0].error, pushy.ConnectTimeout)
+    assert "connect did not finish within 2 s" in str(results[0].error)
+    assert all(r.elapsed < 2 for r in results[1:])  # their own time, not the queue's
+
+
 async def test_raise_on_error() -> None:
     with pytest.raises(pushy.FanoutError) as info:
         await pushy.fanout(["local:", "nosuch:x"], _pid, raise_on_error=True)
