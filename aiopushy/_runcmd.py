@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 
 from ._fanout import Result, fanout
-from ._inventory import read_ansible_ini, read_ssh_config_hosts
+from ._inventory import read_inventory, read_ssh_config_hosts
 from ._proxy import Proxy
 from ._session import OutputHandler, Session
 
@@ -176,7 +176,7 @@ async def run(args: argparse.Namespace) -> int:
             return 2
     if args.inventory:
         try:
-            entries += read_ansible_ini(args.inventory, args.group)
+            entries += read_inventory(args.inventory, args.group)
         except (OSError, ValueError) as exc:
             print(f"aiopushy run: cannot read {args.inventory}: {exc}", file=sys.stderr)
             return 2

@@ -123,3 +123,22 @@ def test_inventory_errors(tmp_path: Path) -> None:
     inventory.write_text("[web]\nweb1\n")
     result = _run("--inventory", str(inventory), "--group", "db", "-e", "1")
     assert result.returncode == 2 and "no group 'db'" in result.stderr
+
+
+def test_yaml_inventory(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("web:\n  hosts: [web1]\n")
+    result = _run("--inventory", str(inventory), "--group", "web", "-e", "1")
+    assert result.returncode == 2
+    assert f"{inventory}: group 'web' hosts: expected a mapping" in result.stderr
+    inventory.write_text("web: {hosts: [unclosed\n")
+    result = _run("--inventory", str(inventory), "-e", "1")
+    assert result.returncode == 2 and f"{inventory}: invalid YAML" in result.stderr
+    # Nothing listens on port 1: the run fails, but on the target and port the file gave.
+    inventory.write_text(
+        "web:\n  hosts:\n    web1: {ansible_host: 127.0.0.1, ansible_port: 1}\n"
+        "  vars: {ansible_user: nobody}\n"
+    )
+    result = _run("--inventory", str(inventory), "--group", "web", "-e", "1")
+    assert result.returncode == 1
+    assert "ssh:nobody@127.0.0.1  FAILED" in result.stdout and "]:1:" in result.stdout
