@@ -32,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run code on one or more targets at once")
     run.add_argument("targets", nargs="*", metavar="TARGET", help="e.g. local: or ssh:host")
     run.add_argument("--hosts", metavar="FILE", help="more targets, one per line")
-    run.add_argument("--inventory", metavar="FILE", help="targets from an Ansible inventory (INI, or YAML for .yml/.yaml)")
+    run.add_argument(
+        "--inventory",
+        metavar="FILE",
+        help="targets from an Ansible inventory (INI, or YAML for .yml/.yaml)",
+    )
     run.add_argument("--group", default="all", help="the inventory group to run on")
     run.add_argument(
         "--ssh-config-hosts",
