@@ -16,13 +16,24 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
-    """Wait until ``process`` accepts connections on ``port`` (or fail if it exits)."""
+def port_free_everywhere() -> int:
+    """A TCP port that nothing listens on, on any address, right now (for servers that
+    listen on many loopback addresses at once)."""
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], seconds: float = 20, host: str = "127.0.0.1"
+) -> None:
+    """Wait until ``process`` accepts connections on ``host:port`` (or fail if it exits)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
             return
         time.sleep(0.05)
     raise RuntimeError("server did not start listening")

@@ -11,6 +11,7 @@ import contextlib
 import getpass
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 import asyncssh
 
-from .netutil import free_port, stop_process, wait_for_port
+from .netutil import free_port, port_free_everywhere, stop_process, wait_for_port
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 PASSWORD = "correct horse battery staple"
@@ -73,19 +74,14 @@ class Server:
         return options
 
 
-@contextlib.contextmanager
-def openssh_server(directory: Path) -> Iterator[Server]:
-    """Run OpenSSH's sshd on a free loopback port for as long as the context lasts."""
-    assert SSHD is not None
-    os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
-    keys = Keys.generate(directory)
-    port = free_port()
-    config = directory / "sshd_config"
+def _sshd_config(keys: Keys, listen: list[str], name: str = "sshd") -> Path:
+    """Write an sshd config listening on ``listen`` (``address:port`` items)."""
+    directory = keys.directory
+    config = directory / f"{name}_config"
     config.write_text(
-        f"Port {port}\n"
-        "ListenAddress 127.0.0.1\n"
-        f"HostKey {directory / 'host_ed25519'}\n"
-        f"PidFile {directory / 'sshd.pid'}\n"
+        "".join(f"ListenAddress {address}\n" for address in listen)
+        + f"HostKey {directory / 'host_ed25519'}\n"
+        f"PidFile {directory / name}.pid\n"
         f"AuthorizedKeysFile {directory / 'authorized_keys'}\n"
         "PermitRootLogin prohibit-password\n"
         "PasswordAuthentication no\n"
@@ -99,14 +95,112 @@ def openssh_server(directory: Path) -> Iterator[Server]:
         "MaxStartups 200\n"
         "LogLevel ERROR\n"
     )
+    assert SSHD is not None
     subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    return config
+
+
+def _start_sshd(config: Path) -> subprocess.Popen[bytes]:
+    assert SSHD is not None
+    os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
+    return subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def openssh_server(directory: Path) -> Iterator[Server]:
+    """Run OpenSSH's sshd on a free loopback port for as long as the context lasts."""
+    keys = Keys.generate(directory)
+    port = free_port()
+    process = _start_sshd(_sshd_config(keys, [f"127.0.0.1:{port}"]))
     try:
         wait_for_port(port, process)
         keys.trust(port)
         yield Server(port, keys, getpass.getuser())
     finally:
         stop_process(process)
+
+
+#: OpenSSH's sshd listens on at most this many addresses (MAX_LISTEN_SOCKS).
+SSHD_MAX_LISTEN = 16
+
+
+@dataclass
+class Fleet:
+    """Many SSH "hosts" on this one machine: distinct loopback addresses, one port.
+
+    ``live`` addresses are served by real sshd processes (16 addresses each),
+    ``refused`` ones have nothing listening, and ``blackholed`` ones a socket that
+    completes the TCP handshake but never answers, so SSH handshakes hang.
+    """
+
+    port: int
+    keys: Keys
+    username: str
+    live: list[str]
+    refused: list[str]
+    blackholed: list[str]
+
+    def target(self, address: str) -> str:
+        """``ssh:ADDRESS:PORT`` for one of the fleet's addresses."""
+        return f"ssh:{address}:{self.port}"
+
+    def connect_kwargs(self, **extra: Any) -> dict[str, Any]:
+        """Settings for ``connect()``: the fleet's key and known_hosts, no agent."""
+        options: dict[str, Any] = {
+            "client_keys": [str(self.keys.user_key_path)],
+            "known_hosts": str(self.keys.known_hosts),
+            "agent_path": None,
+            "config": os.devnull,
+        }
+        options.update(extra)
+        return options
+
+
+def fleet_address(index: int) -> str:
+    """The ``index``-th loopback address of a fleet: 127.77.0.2, 127.77.0.3, ..."""
+    return f"127.77.{index // 250}.{index % 250 + 2}"
+
+
+@contextlib.contextmanager
+def openssh_fleet(
+    directory: Path, live: int, refused: int = 0, blackholed: int = 0
+) -> Iterator[Fleet]:
+    """Run enough sshd processes to serve ``live`` addresses, for as long as the context
+    lasts; the next ``refused`` and ``blackholed`` addresses are dead in their own way."""
+    keys = Keys.generate(directory)
+    port = port_free_everywhere()
+    addresses = [fleet_address(i) for i in range(live + refused + blackholed)]
+    fleet = Fleet(
+        port,
+        keys,
+        getpass.getuser(),
+        addresses[:live],
+        addresses[live : live + refused],
+        addresses[live + refused :],
+    )
+    public = keys.host_key.export_public_key().decode().strip()
+    keys.known_hosts.write_text("".join(f"[{a}]:{port} {public}\n" for a in addresses))
+    processes: list[subprocess.Popen[bytes]] = []
+    holes: list[socket.socket] = []
+    try:
+        for group, first in enumerate(range(0, live, SSHD_MAX_LISTEN)):
+            batch = fleet.live[first : first + SSHD_MAX_LISTEN]
+            config = _sshd_config(keys, [f"{a}:{port}" for a in batch], f"sshd{group}")
+            processes.append(_start_sshd(config))
+        for address in fleet.blackholed:
+            hole = socket.socket()
+            hole.bind((address, port))
+            hole.listen(64)  # the kernel completes handshakes; nobody ever accepts
+            holes.append(hole)
+        for process, first in zip(processes, range(0, live, SSHD_MAX_LISTEN), strict=True):
+            for address in fleet.live[first : first + SSHD_MAX_LISTEN]:
+                wait_for_port(port, process, host=address)
+        yield fleet
+    finally:
+        for hole in holes:
+            hole.close()
+        for process in processes:
+            stop_process(process)
 
 
 class _Server(asyncssh.SSHServer):

@@ -77,7 +77,15 @@ class _Shared:
     sftp_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-_Pool = dict[SSHOptions, "_Shared | asyncio.Future[_Shared]"]
+@dataclass
+class _Pending:
+    """A connection being opened, and how many callers wait for it."""
+
+    task: asyncio.Future[_Shared]
+    waiters: int = 0
+
+
+_Pool = dict[SSHOptions, "_Shared | _Pending"]
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
 
 
@@ -138,15 +146,30 @@ def _connect_error(options: SSHOptions, client: _PolicyClient, exc: Exception) -
     return network_error(exc, target, options.address.host)
 
 
-def _forget_failure(pool: _Pool, options: SSHOptions) -> Any:
-    """Drop a failed connect from the pool even if every waiter gave up on it."""
+def _settle(pool: _Pool, options: SSHOptions, pending: _Pending) -> Any:
+    """Replace a pending connect in the pool by its connection, or drop it if it failed
+    (even when every waiter gave up on it)."""
 
-    def done(future: asyncio.Future[_Shared]) -> None:
-        failed = future.cancelled() or future.exception() is not None
-        if failed and pool.get(options) is future:
+    def done(task: asyncio.Future[_Shared]) -> None:
+        if pool.get(options) is not pending:
+            return
+        if task.cancelled() or task.exception() is not None:
             del pool[options]
+        else:
+            pool[options] = task.result()
 
     return done
+
+
+def _abandon(pool: _Pool, options: SSHOptions, pending: _Pending) -> None:
+    """The last waiter gave up (a timeout, say): stop connecting, or close what connected."""
+    if not pending.task.done():
+        pending.task.cancel()  # a black-holed host must not keep a handshake pending
+    elif not pending.task.cancelled() and pending.task.exception() is None:
+        shared = pending.task.result()
+        if shared.users == 0:
+            shared.users = 1
+            release(options, shared)
 
 
 async def acquire(options: SSHOptions) -> _Shared:
@@ -154,12 +177,18 @@ async def acquire(options: SSHOptions) -> _Shared:
     pool = _pool()
     entry = pool.get(options)
     if entry is None or (isinstance(entry, _Shared) and entry.connection.is_closed()):
-        entry = pool[options] = asyncio.ensure_future(_open(options))
-        entry.add_done_callback(_forget_failure(pool, options))
-    if isinstance(entry, asyncio.Future):
-        shared = await asyncio.shield(entry)
-        if pool.get(options) is entry:
-            pool[options] = shared
+        entry = pool[options] = _Pending(asyncio.ensure_future(_open(options)))
+        entry.task.add_done_callback(_settle(pool, options, entry))
+    if isinstance(entry, _Pending):
+        entry.waiters += 1
+        try:
+            shared = await asyncio.shield(entry.task)
+        except asyncio.CancelledError:
+            entry.waiters -= 1
+            if entry.waiters == 0:
+                _abandon(pool, options, entry)
+            raise
+        entry.waiters -= 1
     else:
         shared = entry
     shared.users += 1
@@ -206,9 +235,11 @@ class AsyncSSHTransport(BaseTransport):
             process = await shared.connection.create_process(
                 remote_command(command, options.sudo), encoding=None
             )
-        except (OSError, asyncssh.Error) as exc:
+        except BaseException as exc:
             release(options, shared)
-            raise ConnectError(f"{options.target()}: cannot start: {exc}") from exc
+            if isinstance(exc, OSError | asyncssh.Error):
+                raise ConnectError(f"{options.target()}: cannot start: {exc}") from exc
+            raise
         return cls(options, shared, process)
 
     @property
