@@ -136,6 +136,14 @@ async def test_remote_exits_when_its_input_closes(conn: pushy.Session) -> None:
     assert await wait_until(lambda: not alive(pid), 5)
 
 
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
 async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
     remote_python: str,
 ) -> None:
@@ -146,6 +154,8 @@ async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
             "__import__('subprocess').Popen(['sleep', '62'], start_new_session=True).pid"
         )
         remote_pid = conn.info["pid"]
+        # nohup ignores SIGHUP only once it runs: close after it has become sleep.
+        assert await wait_until(lambda: _command(nohup) == "sleep", 5)
     try:
         assert await wait_until(lambda: not alive(remote_pid), 5)
         assert await wait_until(lambda: not alive(plain), 5)

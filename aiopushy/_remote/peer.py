@@ -1,10 +1,15 @@
 """The remote peer: serves the controller's requests on a pool of threads.
 
-Threads take turns as the *leader* (leader/follower): the leader reads frames, handles
-the cheap ones (results of our own requests, releases, pings) itself, and on a request
-hands leadership to an idle follower before running it. A request therefore starts on
-the thread that read it, with no queue in between, while another thread keeps reading:
-long calls never stop the pump, and callbacks to the controller can nest freely.
+The thread holding the read lock is the *reader*: it reads frames, handles the cheap ones
+(results of our own requests, releases, pings) itself, and runs each request it reads
+*inline*, with no hand-off and no queue: a quick request costs no thread switch at all.
+Beside it waits one *watcher* thread. When the reader has been away serving a request for
+``HANDOFF`` seconds (a long call), or at once when that request calls back to the
+controller, the watcher takes the read lock, becomes the reader, and summons a spare
+thread (or starts one) as the next watcher. So long calls never stop the reading, and
+callbacks can nest freely. A thread whose request is done reads again if the lock is
+free, else becomes the watcher or a spare, or ends if there are enough spares. After
+``IDLE`` seconds without requests the watcher sleeps until the next one arrives.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import builtins
 import itertools
 import sys
 import threading
+import time
 
 from .._protocol import codec
 from .._protocol import messages as m
@@ -28,6 +34,10 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 MAX_SPARE_THREADS = 4
+#: Seconds a request may hold the reader before the watcher starts reading beside it.
+HANDOFF = 0.002
+#: Seconds without a request after which the watcher stops polling and sleeps.
+IDLE = 0.1
 
 
 class PeerProxy:
@@ -75,8 +85,15 @@ class Peer:
         self.stopped = threading.Event()
         self.stop_reason = ""
         self._read_lock = threading.Lock()
-        self._pool_lock = threading.Lock()
-        self._available = 0
+        # Guards the scheduling state below; watchers and spares wait on it.
+        self._state = threading.Condition()
+        self._released_at: float | None = None  # the reader left to serve a request
+        self._last_request = 0.0
+        self._urgent = False  # the serving reader needs someone to read now
+        self._watching = False
+        self._watcher_asleep = False
+        self._spares = 0
+        self._summoned = 0
         self._request_ids = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
         self._releases: list[tuple[int, int]] = []
@@ -129,29 +146,96 @@ class Peer:
     # -- the thread pool ----------------------------------------------------------
 
     def start(self) -> None:
-        """Start serving in a first worker thread."""
-        self._available = 1
-        self._spawn()
+        """Start serving: a reader thread, and a watcher beside it."""
+        self._watching = True
+        self._spawn(watcher=True)
+        self._spawn(watcher=False)
 
-    def _spawn(self) -> None:
-        threading.Thread(target=self._work, name="aiopushy-worker", daemon=True).start()
+    def _spawn(self, watcher: bool) -> None:
+        threading.Thread(
+            target=self._work, args=(watcher,), name="aiopushy-worker", daemon=True
+        ).start()
 
-    def _work(self) -> None:
+    def _work(self, watcher: bool) -> None:
+        reading = watcher and self._watch()  # whether this thread holds the read lock
         while not self.stopped.is_set():
-            with self._read_lock:
-                frame = self._next_request()
-            if frame is None:
-                return
-            with self._pool_lock:
-                self._available -= 1
-                if self._available == 0:
-                    self._available += 1
-                    self._spawn()
-            self._serve(frame)
-            with self._pool_lock:
-                if self._available >= MAX_SPARE_THREADS:
+            if not reading and not self._read_lock.acquire(blocking=False):
+                reading = self._stand_by()
+                if not reading:
                     return
-                self._available += 1
+                continue
+            reading = False
+            self._released_at = None
+            try:
+                frame = self._next_request()
+                if frame is not None:
+                    self._last_request = self._released_at = time.monotonic()
+            finally:
+                self._read_lock.release()
+            if frame is None:
+                with self._state:
+                    self._state.notify_all()  # watchers and spares: the session ended
+                return
+            if self._watcher_asleep:
+                with self._state:
+                    self._state.notify_all()
+            self._serve(frame)
+            # Read on if nobody took over meanwhile (the usual case): the loop's acquire.
+
+    def _stand_by(self) -> bool:
+        """Someone else reads: become the watcher, or a spare waiting for that role, or
+        end. ``True`` once this thread holds the read lock."""
+        with self._state:
+            if self._watching:
+                if self._spares >= MAX_SPARE_THREADS:
+                    return False
+                self._spares += 1
+                while not self._summoned and not self.stopped.is_set():
+                    self._state.wait()
+                self._spares -= 1
+                if self.stopped.is_set():
+                    return False
+                self._summoned -= 1  # _take_over made us the watcher
+            self._watching = True
+        return self._watch()
+
+    def _watch(self) -> bool:
+        """As the watcher: wait until the reader is overdue, then take the read lock
+        (``True``); ``False`` when the session ends."""
+        with self._state:
+            while not self.stopped.is_set():
+                released = self._released_at
+                overdue = released is not None and (
+                    self._urgent or time.monotonic() - released >= HANDOFF
+                )
+                if overdue and self._read_lock.acquire(blocking=False):
+                    self._take_over()
+                    return True
+                if released is None and time.monotonic() - self._last_request > IDLE:
+                    self._watcher_asleep = True
+                    if self._released_at is None:  # again: a request may just have come
+                        self._state.wait()
+                    self._watcher_asleep = False
+                else:
+                    self._state.wait(HANDOFF)
+            return False
+
+    def _take_over(self) -> None:
+        """The watcher becomes the reader; a spare (or a new thread) the next watcher.
+        Called with ``_state`` held and the read lock taken."""
+        self._urgent = False
+        if self._spares > self._summoned:
+            self._summoned += 1
+            self._state.notify_all()
+        else:
+            self._spawn(watcher=True)
+
+    def _need_reader(self) -> None:
+        """This thread is about to block on the controller: get the watcher reading now."""
+        if self._released_at is not None:
+            with self._state:
+                self._urgent = True
+                self._state.notify_all()
 
     def _next_request(self) -> Frame | None:
         """As leader: read until a request arrives; ``None`` when the session ends."""
@@ -211,6 +295,7 @@ class Peer:
         waiter = _Waiter()
         self._waiters[request_id] = waiter
         self.send(m.REQUEST, request_id, self.encode((m.OP_CALL, (target, args, kwargs))))
+        self._need_reader()
         while not waiter.event.wait(0.5):
             if self.stopped.is_set():
                 raise ConnectionError("the controller went away")
@@ -235,6 +320,8 @@ class Peer:
         if not self.stopped.is_set():
             self.stop_reason = reason
             self.stopped.set()
+            with self._state:
+                self._state.notify_all()
 
 
 def flush_standard_streams() -> None:
