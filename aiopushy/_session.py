@@ -46,6 +46,7 @@ from ._protocol.references import References
 from ._proxy import MODULES, LazyRef, Proxy, RemoteNode, mark_used
 from ._source import function_source
 from .transport import BaseTransport
+from .transport._streams import FedStream
 
 logger = logging.getLogger("aiopushy")
 
@@ -115,6 +116,7 @@ class Session:
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat_timeout = heartbeat_timeout
         self._decoder = FrameDecoder(max_frame_size)
+        self._sync = SyncScanner()
         self._refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._request_ids = itertools.count(1)
@@ -211,35 +213,49 @@ class Session:
 
     async def _pump(self) -> None:
         stream = self.transport.stdout
-        decoder = self._decoder
-        handlers = self._frame_handlers
-        sync = SyncScanner()
+        if isinstance(stream, FedStream):  # frames are handled as the bytes arrive
+            stream.push_to(self._feed, lambda: self._spawn(self._input_ended(), "end"))
+            return
+        while True:
+            try:
+                data = await stream.receive(262144)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                await self._input_ended()
+                return
+            if not self._feed(data):
+                return
+
+    async def _input_ended(self) -> None:
+        await self._drain_stderr()
+        self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
+
+    def _feed(self, data: bytes) -> bool:
+        """Handle the frames in ``data``; ``False`` once the session has failed."""
+        if self._error is not None:
+            return False
+        self._last_received = self._loop.time()
         try:
-            while True:
-                try:
-                    data = await stream.receive(262144)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                    await self._drain_stderr()
-                    self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
-                    return
-                self._last_received = self._loop.time()
-                if not sync.synced:
-                    noise, data = sync.feed(data)
-                    if noise:  # a chatty login shell: show it, it is not ours
-                        self._write_output("stderr", noise)
-                decoder.receive_data(data)
-                while (frame := decoder.next_frame()) is not None:
-                    handler = handlers.get(frame.kind)
-                    if handler is None:
-                        raise ProtocolError(f"unexpected frame kind {frame.kind}")
-                    handler(frame)
+            if not self._sync.synced:
+                noise, data = self._sync.feed(data)
+                if noise:  # a chatty login shell: show it, it is not ours
+                    self._write_output("stderr", noise)
+            decoder = self._decoder
+            decoder.receive_data(data)
+            while (frame := decoder.next_frame()) is not None:
+                handler = self._frame_handlers.get(frame.kind)
+                if handler is None:
+                    raise ProtocolError(f"unexpected frame kind {frame.kind}")
+                handler(frame)
         except (ProtocolError, FrameError, codec.DecodeError) as exc:
             self._fail(ProtocolError(f"{self.target}: {exc}"))
             self._kill()
+            return False
         except Exception as exc:  # a bug of ours must end the session, never hang it
             logger.exception("%s: message pump failed", self.target)
             self._fail(ProtocolError(f"{self.target}: internal error in the pump: {exc!r}"))
             self._kill()
+            return False
+        return True
 
     def _lost_message(self) -> str:
         code = self.transport.returncode

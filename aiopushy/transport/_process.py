@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from .._exceptions import ConnectError
-from ._streams import ReaderStream, WriterStream
+from ._streams import FedStream, WriterStream
 from .base import BaseTransport
 
 if TYPE_CHECKING:
@@ -47,15 +47,35 @@ class ChildProcess(Protocol):
         """Let go of the pipes, even if the program's background jobs keep them open."""
 
 
+class _FeedingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's subprocess protocol, with stdout and stderr fed to ``FedStream``s."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.outputs = {1: FedStream(), 2: FedStream()}
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        output = self.outputs.get(fd)
+        if output is not None:
+            assert isinstance(data, bytes)
+            output.feed(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        output = self.outputs.get(fd)
+        if output is not None:
+            output.feed_eof()
+        super().pipe_connection_lost(fd, exc)
+
+
 class LocalProcess:
     """A child of this process, through asyncio's subprocess support."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdin and process.stdout and process.stderr
+    def __init__(self, process: asyncio.subprocess.Process, outputs: dict[int, FedStream]) -> None:
+        assert process.stdin
         self.process = process
         self.stdin: ByteSendStream = WriterStream(process.stdin)
-        self.stdout: ByteReceiveStream = ReaderStream(process.stdout)
-        self.stderr: ByteReceiveStream = ReaderStream(process.stderr)
+        self.stdout: ByteReceiveStream = outputs[1]
+        self.stderr: ByteReceiveStream = outputs[2]
 
     @classmethod
     async def start(cls, argv: Sequence[str], env: Mapping[str, str] | None) -> LocalProcess:
@@ -64,8 +84,11 @@ class LocalProcess:
         Raises:
             ConnectError: the program could not be started.
         """
+        loop = asyncio.get_running_loop()
+        protocol = _FeedingProtocol(loop)
         try:
-            process = await asyncio.create_subprocess_exec(
+            transport, _ = await loop.subprocess_exec(
+                lambda: protocol,
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -75,7 +98,7 @@ class LocalProcess:
             )
         except OSError as exc:
             raise ConnectError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
-        return cls(process)
+        return cls(asyncio.subprocess.Process(transport, protocol, loop), protocol.outputs)
 
     @property
     def returncode(self) -> int | None:

@@ -1,8 +1,12 @@
-"""anyio byte streams over the reader/writer pairs that asyncio and asyncssh hand out."""
+"""anyio byte streams over the reader/writer pairs that asyncio and asyncssh hand out, and
+a receive stream a protocol feeds, which can push its data to a consumer instead."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -72,3 +76,66 @@ class WriterStream(ByteSendStream):
         """Signal the end of input (the remote interpreter then exits)."""
         with contextlib.suppress(OSError, RuntimeError, AttributeError):
             self._writer.write_eof()
+
+
+class FedStream(ByteReceiveStream):
+    """Bytes fed in by a protocol callback (``feed``/``feed_eof``); read them with
+    ``receive``, or have them pushed, as they arrive, to a consumer (``push_to``).
+
+    Pushing saves the event-loop turn between the arrival of an answer and the task
+    waiting for it: the session decodes frames right in the protocol callback.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._ended = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._consumer: Callable[[bytes], object] | None = None
+        self._at_end: Callable[[], None] | None = None
+
+    def feed(self, data: bytes) -> None:
+        """New bytes (from the protocol)."""
+        if self._consumer is not None:
+            self._consumer(data)
+            return
+        self._chunks.append(data)
+        self._wake()
+
+    def feed_eof(self) -> None:
+        """The end of the stream (from the protocol)."""
+        self._ended = True
+        if self._at_end is not None:
+            self._at_end()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def push_to(self, consumer: Callable[[bytes], object], at_end: Callable[[], None]) -> None:
+        """From now on, call ``consumer(data)`` for every chunk (first the ones waiting)
+        and ``at_end()`` at the end, instead of queueing them for ``receive``."""
+        while self._chunks:
+            consumer(self._chunks.popleft())
+        self._consumer, self._at_end = consumer, at_end
+        if self._ended:
+            at_end()
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """The next bytes; ``anyio.EndOfStream`` at the end."""
+        while not self._chunks:
+            if self._ended:
+                raise anyio.EndOfStream
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = self._chunks.popleft()
+        if len(data) > max_bytes:
+            self._chunks.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        return data
+
+    async def aclose(self) -> None:
+        """Nothing to do: the transport closes the pipe."""
