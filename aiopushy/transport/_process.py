@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: How long ``aclose`` waits for the process to exit on its own, then after SIGTERM.
 EXIT_GRACE = 2.0
+#: Bytes read from a child's output pipe at once.
+PIPE_READ_SIZE = 65536
 
 
 class ChildProcess(Protocol):
@@ -98,6 +100,12 @@ class LocalProcess:
             )
         except OSError as exc:
             raise ConnectError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+        for fd in (1, 2):
+            # A pipe holds 64 KiB: asyncio's 256 KiB read buffer gets no more, and is
+            # mapped and unmapped again for every read.
+            pipe: object = transport.get_pipe_transport(fd)
+            if hasattr(pipe, "max_size"):
+                pipe.max_size = PIPE_READ_SIZE
         return cls(asyncio.subprocess.Process(transport, protocol, loop), protocol.outputs)
 
     @property
