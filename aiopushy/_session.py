@@ -41,12 +41,13 @@ from ._protocol.framing import (
     FrameError,
     SyncScanner,
     encode_frame,
+    frame_parts,
 )
 from ._protocol.references import References
 from ._proxy import MODULES, LazyRef, Proxy, RemoteNode, mark_used
 from ._source import function_source
 from .transport import BaseTransport
-from .transport._streams import FedStream
+from .transport._streams import FedStream, WriterStream
 
 logger = logging.getLogger("aiopushy")
 
@@ -414,8 +415,12 @@ class Session:
     async def _send(self, kind: int, request_id: int, body: bytes = b"") -> None:
         if self._releases:
             await self._flush_releases()
+        stdin = self.transport.stdin
         try:
-            await self.transport.stdin.send(encode_frame(kind, request_id, body))
+            if isinstance(stdin, WriterStream):
+                await stdin.send_pieces(frame_parts(kind, request_id, body))
+            else:
+                await stdin.send(encode_frame(kind, request_id, body))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             if self._error is None:
                 await self._drain_stderr()

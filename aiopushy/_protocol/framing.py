@@ -84,6 +84,18 @@ def encode_frame(kind: int, request_id: int, body: bytes = b"") -> bytes:
     return HEADER.pack(len(body), kind, request_id) + body
 
 
+#: Bodies at least this large are written after their header, not copied behind it.
+SEPARATE_BODY = 65536
+
+
+def frame_parts(kind: int, request_id: int, body: bytes = b"") -> tuple[bytes, ...]:
+    """The wire form of one frame as pieces to write in order: the whole frame, or for a
+    large body the header and then the body itself (which is then never copied)."""
+    if len(body) < SEPARATE_BODY:
+        return (HEADER.pack(len(body), kind, request_id) + body,)
+    return HEADER.pack(len(body), kind, request_id), body
+
+
 class FrameDecoder:
     """Incremental frame decoder: feed bytes in, take frames out.
 
@@ -126,7 +138,8 @@ class FrameDecoder:
         end = pos + HEADER_SIZE + length
         if len(buf) < end:
             return None
-        body = bytes(buf[pos + HEADER_SIZE : end])
+        with memoryview(buf) as view:  # one copy, not a slice and then a copy of it
+            body = bytes(view[pos + HEADER_SIZE : end])
         if end == len(buf):
             buf.clear()
             self._pos = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from .._protocol.framing import Frame, FrameDecoder, encode_frame
+from .._protocol.framing import Frame, FrameDecoder, frame_parts
 
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
@@ -50,12 +50,13 @@ class Channel:
 
     def send(self, kind: int, request_id: int, body: bytes = b"") -> None:
         """Write one whole frame."""
-        self.write(encode_frame(kind, request_id, body))
+        self.write(*frame_parts(kind, request_id, body))
 
-    def write(self, raw: bytes) -> None:
-        """Write raw bytes (frames, or the start-up ``SYNC`` marker)."""
-        data = memoryview(raw)
+    def write(self, *pieces: bytes) -> None:
+        """Write raw bytes (frames, or the start-up ``SYNC`` marker), all pieces at once."""
         with self._write_lock:
-            while data:
-                written = self._write(data)
-                data = data[written:]
+            for piece in pieces:
+                data = memoryview(piece)
+                while data:
+                    written = self._write(data)
+                    data = data[written:]

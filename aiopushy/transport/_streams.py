@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import anyio
@@ -66,8 +66,14 @@ class WriterStream(ByteSendStream):
 
     async def send(self, item: bytes) -> None:
         """Write ``item`` and wait while the peer is not keeping up."""
+        await self.send_pieces((item,))
+
+    async def send_pieces(self, pieces: Iterable[bytes]) -> None:
+        """Write the pieces in order (no other send comes between them), then wait while
+        the peer is not keeping up; large data is passed on without being joined."""
         try:
-            self._writer.write(item)
+            for piece in pieces:
+                self._writer.write(piece)
             await self._writer.drain()
         except (ConnectionError, OSError, RuntimeError) as exc:
             raise anyio.BrokenResourceError from exc
