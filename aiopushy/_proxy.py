@@ -362,6 +362,20 @@ class RemoteIterator:
             self._items = list(reversed(items))
         return self._items.pop()
 
+    async def next_batch(self) -> list[Any]:
+        """The items fetched but not handed out yet, else the next batch; ``[]`` at the end.
+
+        For consumers that hand items out without a trip to the event loop per item (the
+        blocking facade, ``aiopushy.sync``). Mixes freely with ``__anext__``.
+        """
+        try:
+            first = await self.__anext__()
+        except StopAsyncIteration:
+            return []
+        rest, self._items = self._items, []
+        rest.reverse()
+        return [first, *rest]
+
 
 def iterate(node: RemoteNode, batch: int = DEFAULT_BATCH) -> RemoteIterator:
     """``async for`` over a remote iterable with a chosen batch size.
