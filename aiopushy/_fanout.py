@@ -280,6 +280,7 @@ class Group:
         self._connect_kwargs, self._per_target = connect_kwargs, per_target
 
     async def __aenter__(self) -> Group:
+        raise_open_file_limit(len(self.targets))
         connecting = anyio.Semaphore(self._limit)
 
         opened: list[Session | None] = [None] * len(self.targets)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,10 +59,26 @@ class _PolicyClient(asyncssh.SSHClient):
         return True
 
 
+_known_hosts_cache: dict[str, tuple[tuple[int, int], Any]] = {}
+
+
+def _read_known_hosts(path: str) -> Any:
+    """The parsed known-hosts file, parsed again only when it changed: asyncssh would
+    read and decode every key in it on each connect, which dominates a fan-out."""
+    status = os.stat(path)
+    version = (status.st_mtime_ns, status.st_size)
+    cached = _known_hosts_cache.get(path)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    known = asyncssh.read_known_hosts(path)
+    _known_hosts_cache[path] = (version, known)
+    return known
+
+
 def _known_keys(options: SSHOptions, host: str, addr: str, port: int) -> int:
     """How many keys the known-hosts file holds for this host."""
     try:
-        known = asyncssh.read_known_hosts(options.known_hosts_path)
+        known = _read_known_hosts(options.known_hosts_path)
     except (OSError, ValueError):
         return 0
     trusted = known.match(host, addr, port if port != 22 else None)
@@ -121,7 +138,10 @@ async def _open(options: SSHOptions) -> _Shared:
     if options.host_key_policy == "off":
         kwargs["known_hosts"] = None
     else:
-        kwargs["known_hosts"] = options.known_hosts_path
+        try:
+            kwargs["known_hosts"] = _read_known_hosts(options.known_hosts_path)
+        except (OSError, ValueError):  # let asyncssh report it as it does
+            kwargs["known_hosts"] = options.known_hosts_path
     try:
         connection = await asyncssh.connect(options.address.host, **kwargs)
     except BaseException as exc:
