@@ -522,9 +522,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ssh",
         action="store_true",
-        help="also measure connect and round trip over ssh on loopback (needs sshd)",
+        help="also measure connect and round trip over ssh on loopback (needs sshd); "
+        "with --fanout, also fan out over ssh",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also measure the same scenarios with execnet, RPyC and Mitogen",
+    )
+    parser.add_argument(
+        "--fanout",
+        action="store_true",
+        help="also measure fan-out to many interpreters, next to bare subprocesses and peers",
+    )
+    parser.add_argument("--all", action="store_true", help="--ssh --peers --fanout")
+    args = parser.parse_args(argv)
+    if args.all:
+        args.ssh = args.peers = args.fanout = True
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -540,6 +555,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .ssh import run_and_report
 
             results["ssh"] = run_and_report(args.python, args.quick)
+        if args.peers:
+            from .peers import run_and_report as run_peers
+
+            results["peers"] = run_peers(args.python, args.quick)
+        if args.fanout:
+            from .fanout import run_and_report as run_fanout
+
+            results["fanout"] = run_fanout(args.python, args.quick, args.ssh)
     except (
         OSError,
         EOFError,  # asyncio.IncompleteReadError: the echo child went away

@@ -60,3 +60,76 @@ def test_quick_ssh_benchmark_run_writes_the_ssh_scenarios(tmp_path):
     assert_positive(results, SCENARIOS)
     assert_positive(results["ssh"], SSH_SCENARIOS)
     assert results["ssh"]["comparisons"]
+
+
+def test_quick_fanout_benchmark_run_measures_every_installed_system(tmp_path):
+    options = ["--ssh"]
+    if SSHD is None or shutil.which("ssh") is None:
+        if os.environ.get("CI"):
+            pytest.fail("sshd and ssh are required in CI (apt-get install openssh-server)")
+        options = []  # the local fan-out only
+    out = tmp_path / "fanout.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fanout", "--quick", *options, "--json", str(out)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "| scenario" in completed.stdout
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert set(results) == {"local", *(["ssh"] if options else [])}
+    for where, family in results.items():
+        skipped = family["meta"]["skipped"]
+        for scenario_id, scenario in family["scenarios"].items():
+            systems = scenario["systems"]
+            memory = family["memory"]["scenarios"][scenario_id]["systems"]
+            # aiopushy, the floor and the three peers: each measured or reported skipped
+            assert len(systems) + len(skipped.get(scenario_id, {})) == 5, (where, scenario_id)
+            assert any(system.startswith("aiopushy") for system in systems), where
+            assert not any(
+                system.startswith("aiopushy") for system in skipped.get(scenario_id, {})
+            )
+            assert set(memory) == set(systems), where
+            for system, stats in systems.items():
+                assert stats["samples"] and all(s > 0 for s in stats["samples"]), system
+                for key in ("median", "p10", "p90", "min", "max"):
+                    assert stats[key] > 0, (system, key)
+                # RSS growth may round to zero pages at tiny N, but never goes far negative
+                assert memory[system]["median"] > -1.0, system
+                assert memory[system]["rss_before_mib"] > 0, system
+                assert family["close"]["systems"][system]["median"] > 0, system
+        for comparison in family["comparisons"]:
+            assert comparison["ratio"] > 0, comparison
+
+
+def test_quick_peers_benchmark_run_measures_aiopushy_and_a_peer(tmp_path):
+    out = tmp_path / "peers.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peers", "--quick", "--json", str(out)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "| scenario" in completed.stdout
+    results = json.loads(out.read_text(encoding="utf-8"))
+    # every system not skipped has positive figures, and so has every comparison
+    assert_positive(results, list(results["scenarios"]))
+    systems = [s for scenario in results["scenarios"].values() for s in scenario["systems"]]
+    assert not any(system.startswith("aiopushy") for system in results["skipped"])
+    for scenario_id in ("peers_connect", "peers_round_trip", "peers_bulk_bytes"):
+        scenario = results["scenarios"][scenario_id]["systems"]
+        assert any(system.startswith("aiopushy") for system in scenario), scenario_id
+    peers = results["meta"]["peers"]
+    measured = [name for name, peer in peers.items() if peer["skipped"] is None]
+    assert measured, peers
+    for name in measured:
+        assert any(system.startswith(f"{name}: ") for system in systems), name
+    for entry in results["throughput"].values():
+        assert entry["mib_per_s"] > 0, entry
+    assert results["bootstrap"]["aiopushy"]["total"] > 0
