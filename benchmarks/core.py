@@ -504,20 +504,50 @@ def leftover_children(wait: float = 2.0) -> list[int]:
 # -- command line -----------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description="Measure aiopushy's round trip and connect time next to raw asyncio.",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="few iterations: a smoke run of a few seconds"
-    )
+def family_parser(prog: str, description: str, quick_help: str) -> argparse.ArgumentParser:
+    """The options every benchmark family takes: ``--quick``, ``--json`` and ``--python``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures here")
     parser.add_argument(
         "--python",
         metavar="PATH",
         default=sys.executable,
         help="the interpreter to start for every system (default: this one)",
+    )
+    return parser
+
+
+#: What a failed measurement raises (EOFError: asyncio.IncompleteReadError, a child went
+#: away); reported in one line, with exit status 1.
+FAILURES = (OSError, EOFError, aiopushy.PushyError, BenchmarkError, asyncio.TimeoutError)
+
+
+def run_family(name: str, measure: Callable[[], dict[str, Any]], json_path: str | None) -> int:
+    """Run ``measure``, write its results to ``json_path`` if given, and check that no
+    child process was left behind; the exit status."""
+    status = 0
+    try:
+        results = measure()
+    except FAILURES as exc:
+        print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        status = 1
+    else:
+        if json_path:
+            with open(json_path, "w", encoding="utf-8") as out:
+                json.dump(results, out, indent=2)
+                out.write("\n")
+    if children := leftover_children():
+        print(f"{name}: child processes left behind: {children}", file=sys.stderr)
+        status = 1
+    return status
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = family_parser(
+        "python -m benchmarks",
+        "Measure aiopushy's round trip and connect time next to raw asyncio.",
+        "few iterations: a smoke run of a few seconds",
     )
     parser.add_argument(
         "--ssh",
@@ -546,8 +576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
     print(header(args.python, settings), flush=True)
-    status = 0
-    try:
+
+    def measure() -> dict[str, Any]:
         results = asyncio.run(run(args.python, settings))
         print()
         print(table(results), flush=True)
@@ -563,21 +593,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .fanout import run_and_report as run_fanout
 
             results["fanout"] = run_fanout(args.python, args.quick, args.ssh)
-    except (
-        OSError,
-        EOFError,  # asyncio.IncompleteReadError: the echo child went away
-        aiopushy.PushyError,
-        BenchmarkError,
-        asyncio.TimeoutError,
-    ) as exc:
-        print(f"benchmarks: {type(exc).__name__}: {exc}", file=sys.stderr)
-        status = 1
-    else:
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as out:
-                json.dump(results, out, indent=2)
-                out.write("\n")
-    if children := leftover_children():
-        print(f"benchmarks: child processes left behind: {children}", file=sys.stderr)
-        status = 1
-    return status
+        return results
+
+    return run_family("benchmarks", measure, args.json)

@@ -65,7 +65,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .core import BenchmarkError, Comparison, environment, leftover_children, progress, report
+from .core import (
+    BenchmarkError,
+    Comparison,
+    environment,
+    family_parser,
+    progress,
+    report,
+    run_family,
+)
 from .core import summarize as core_summarize
 from .core import table as core_table
 
@@ -561,17 +569,10 @@ def print_tables(results: dict[str, Any]) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.fanout",
-        description="Fan-out: N interpreters at once with aiopushy, the floors and the peers.",
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny N, one round: a smoke run")
-    parser.add_argument("--json", metavar="PATH", help="also write the raw figures here")
-    parser.add_argument(
-        "--python",
-        metavar="PATH",
-        default=sys.executable,
-        help="the interpreter to start (with -S) for every system (default: this one)",
+    parser = family_parser(
+        "python -m benchmarks.fanout",
+        "Fan-out: N interpreters at once with aiopushy, the floors and the peers.",
+        "tiny N, one round: a smoke run",
     )
     parser.add_argument(
         "--ssh", action="store_true", help="also fan out over ssh to a fleet of local sshd"
@@ -582,21 +583,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print("# aiopushy fan-out benchmarks", flush=True)
-    status = 0
-    try:
-        results = run_and_report(args.python, args.quick, args.ssh)
-    except (OSError, BenchmarkError) as exc:
-        print(f"benchmarks.fanout: {type(exc).__name__}: {exc}", file=sys.stderr)
-        status = 1
-    else:
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as out:
-                json.dump(results, out, indent=2)
-                out.write("\n")
-    if children := leftover_children():
-        print(f"benchmarks.fanout: child processes left behind: {children}", file=sys.stderr)
-        status = 1
-    return status
+    return run_family(
+        "benchmarks.fanout",
+        lambda: run_and_report(args.python, args.quick, args.ssh),
+        args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import sys
@@ -60,12 +59,13 @@ from .core import (
     Settings,
     alternate,
     environment,
+    family_parser,
     finish,
     getpid_round_trips,
-    leftover_children,
     ping_pong,
     progress,
     report,
+    run_family,
     table,
     time_connect,
     time_spawn,
@@ -1147,47 +1147,25 @@ def run_and_report(python: str, quick: bool) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.peers",
-        description="Measure aiopushy next to execnet, RPyC and Mitogen.",
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
-    parser.add_argument("--json", metavar="PATH", help="also write the raw figures here")
-    parser.add_argument(
-        "--python",
-        metavar="PATH",
-        default=sys.executable,
-        help="the interpreter to start for every system (default: this one)",
+    parser = family_parser(
+        "python -m benchmarks.peers",
+        "Measure aiopushy next to execnet, RPyC and Mitogen.",
+        "tiny counts: a smoke run",
     )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    status = 0
     started = time.perf_counter()
-    try:
+
+    def measure() -> dict[str, Any]:
         results = run_and_report(args.python, args.quick)
-    except (
-        OSError,
-        EOFError,
-        aiopushy.PushyError,
-        BenchmarkError,
-        asyncio.TimeoutError,
-    ) as exc:
-        print(f"benchmarks.peers: {type(exc).__name__}: {exc}", file=sys.stderr)
-        status = 1
-    else:
         results["meta"]["wall_time"] = time.perf_counter() - started
         progress(f"peers: done in {results['meta']['wall_time']:.0f} s")
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as out:
-                json.dump(results, out, indent=2)
-                out.write("\n")
-    if children := leftover_children():
-        print(f"benchmarks.peers: child processes left behind: {children}", file=sys.stderr)
-        status = 1
-    return status
+        return results
+
+    return run_family("benchmarks.peers", measure, args.json)
 
 
 if __name__ == "__main__":

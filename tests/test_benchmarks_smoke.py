@@ -17,14 +17,14 @@ SCENARIOS = ("raw_ping_pong", "aiopushy_round_trip", "baseline_startup", "aiopus
 SSH_SCENARIOS = ("ssh_baseline_startup", "ssh_connect", "ssh_raw_round_trip", "ssh_round_trip")
 
 
-def run_quick(out, *options):
+def run_quick(out, *options, module="benchmarks", timeout=300):
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", *options, "--json", str(out)],
+        [sys.executable, "-m", module, "--quick", *options, "--json", str(out)],
         check=False,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert completed.returncode == 0, completed.stderr
     assert "| scenario" in completed.stdout
@@ -68,18 +68,9 @@ def test_quick_fanout_benchmark_run_measures_every_installed_system(tmp_path):
         if os.environ.get("CI"):
             pytest.fail("sshd and ssh are required in CI (apt-get install openssh-server)")
         options = []  # the local fan-out only
-    out = tmp_path / "fanout.json"
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fanout", "--quick", *options, "--json", str(out)],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    _, results = run_quick(
+        tmp_path / "fanout.json", *options, module="benchmarks.fanout", timeout=120
     )
-    assert completed.returncode == 0, completed.stderr
-    assert "| scenario" in completed.stdout
-    results = json.loads(out.read_text(encoding="utf-8"))
     assert set(results) == {"local", *(["ssh"] if options else [])}
     for where, family in results.items():
         skipped = family["meta"]["skipped"]
@@ -106,18 +97,7 @@ def test_quick_fanout_benchmark_run_measures_every_installed_system(tmp_path):
 
 
 def test_quick_peers_benchmark_run_measures_aiopushy_and_a_peer(tmp_path):
-    out = tmp_path / "peers.json"
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peers", "--quick", "--json", str(out)],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert "| scenario" in completed.stdout
-    results = json.loads(out.read_text(encoding="utf-8"))
+    _, results = run_quick(tmp_path / "peers.json", module="benchmarks.peers", timeout=120)
     # every system not skipped has positive figures, and so has every comparison
     assert_positive(results, list(results["scenarios"]))
     systems = [s for scenario in results["scenarios"].values() for s in scenario["systems"]]
