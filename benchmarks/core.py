@@ -504,7 +504,12 @@ def leftover_children(wait: float = 2.0) -> list[int]:
 # -- command line -----------------------------------------------------------------------
 
 
-def family_parser(prog: str, description: str, quick_help: str) -> argparse.ArgumentParser:
+def family_parser(
+    prog: str,
+    description: str,
+    quick_help: str,
+    python_help: str = "the interpreter to start for every system (default: this one)",
+) -> argparse.ArgumentParser:
     """The options every benchmark family takes: ``--quick``, ``--json`` and ``--python``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--quick", action="store_true", help=quick_help)
@@ -513,7 +518,7 @@ def family_parser(prog: str, description: str, quick_help: str) -> argparse.Argu
         "--python",
         metavar="PATH",
         default=sys.executable,
-        help="the interpreter to start for every system (default: this one)",
+        help=python_help,
     )
     return parser
 

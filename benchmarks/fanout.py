@@ -573,6 +573,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "python -m benchmarks.fanout",
         "Fan-out: N interpreters at once with aiopushy, the floors and the peers.",
         "tiny N, one round: a smoke run",
+        "the interpreter to start (with -S) for every system (default: this one)",
     )
     parser.add_argument(
         "--ssh", action="store_true", help="also fan out over ssh to a fleet of local sshd"
