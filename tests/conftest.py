@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 import aiopushy as pushy
+
+from .sshservers import Server, openssh_server, require_sshd
 
 PYPY = shutil.which("pypy3")
 
@@ -41,3 +43,11 @@ async def conn(remote_python: str, anyio_backend: str) -> AsyncIterator[pushy.Se
     """A session on a local remote interpreter, closed after the test."""
     async with pushy.connect("local:", python=remote_python, timeout=30) as session:
         yield session
+
+
+@pytest.fixture(scope="module")
+def openssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real OpenSSH sshd on a loopback port, for the tests of one module."""
+    require_sshd()
+    with openssh_server(tmp_path_factory.mktemp("sshd")) as server:
+        yield server

@@ -106,6 +106,16 @@ def _start_sshd(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
 
 
+def require_sshd() -> None:
+    """Skip the test without OpenSSH's sshd; in CI (``CI`` set) fail it instead."""
+    if SSHD is None:
+        import pytest
+
+        if os.environ.get("CI"):
+            pytest.fail("sshd is required in CI (apt-get install openssh-server)")
+        pytest.skip("OpenSSH's sshd is not installed (apt-get install openssh-server)")
+
+
 @contextlib.contextmanager
 def openssh_server(directory: Path) -> Iterator[Server]:
     """Run OpenSSH's sshd on a free loopback port for as long as the context lasts."""

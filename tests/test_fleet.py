@@ -21,7 +21,7 @@ import aiopushy as pushy
 from aiopushy.transport import _asyncssh
 
 from .procutil import alive, wait_until
-from .sshservers import SSHD, Fleet, openssh_fleet
+from .sshservers import Fleet, openssh_fleet, require_sshd
 
 pytestmark = pytest.mark.anyio
 
@@ -32,10 +32,7 @@ TIMEOUT = 30.0
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    if SSHD is None:
-        if os.environ.get("CI"):
-            pytest.fail("sshd is required in CI (apt-get install openssh-server)")
-        pytest.skip("OpenSSH's sshd is not installed (apt-get install openssh-server)")
+    require_sshd()
     with openssh_fleet(tmp_path_factory.mktemp("fleet"), LIVE, REFUSED, BLACKHOLED) as fleet:
         yield fleet
 

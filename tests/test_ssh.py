@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from aiopushy.transport._sshcommon import (
 )
 
 from .netutil import free_port
-from .sshservers import PASSWORD, SSHD, Server, asyncssh_server, openssh_server
+from .sshservers import PASSWORD, Server, asyncssh_server
 
 pytestmark = pytest.mark.anyio
 
@@ -80,16 +80,6 @@ def test_remote_command_quotes_and_probes() -> None:
 
 
 # -- servers --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def openssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if SSHD is None:
-        if os.environ.get("CI"):
-            pytest.fail("sshd is required in CI (apt-get install openssh-server)")
-        pytest.skip("OpenSSH's sshd is not installed (apt-get install openssh-server)")
-    with openssh_server(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 @pytest.fixture

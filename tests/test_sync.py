@@ -32,7 +32,7 @@ import aiopushy
 from aiopushy import sync as pushy
 
 from .procutil import alive
-from .sshservers import SSHD, Server, openssh_server
+from .sshservers import Server
 
 TIMEOUT = 30
 
@@ -43,16 +43,6 @@ def _bounded() -> Iterator[None]:
     faulthandler.dump_traceback_later(120, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
-
-
-@pytest.fixture(scope="module")
-def openssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if SSHD is None:
-        if os.environ.get("CI"):
-            pytest.fail("sshd is required in CI (apt-get install openssh-server)")
-        pytest.skip("OpenSSH's sshd is not installed (apt-get install openssh-server)")
-    with openssh_server(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module", params=["local", "ssh"])
