@@ -32,6 +32,7 @@ from ._proxy import LazyRef as LazyRef
 from ._proxy import Proxy as Proxy
 from ._proxy import byref as byref
 from ._proxy import iterate as iterate
+from ._public import present_as as _present_as
 from ._session import OutputHandler as OutputHandler
 from ._session import Session as Session
 from .transport import transports as transports
@@ -72,8 +73,4 @@ __all__ = [
     "RemoteTraceback",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("aiopushy."):
-        _obj.__module__ = "aiopushy"
-del _name, _obj
+_present_as("aiopushy", globals(), __all__)

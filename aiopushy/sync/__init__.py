@@ -29,6 +29,7 @@ from .._exceptions import RemoteTraceback as RemoteTraceback
 from .._exceptions import SudoPasswordRequired as SudoPasswordRequired
 from .._fanout import FanoutError as FanoutError
 from .._fanout import Result as Result
+from .._public import present_as as _present_as
 from ..transport import transports as transports
 from ._fanout import Group as Group
 from ._fanout import SyncJob as SyncJob
@@ -75,8 +76,4 @@ __all__ = [
     "RemoteTraceback",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("aiopushy.sync."):
-        _obj.__module__ = "aiopushy.sync"
-del _name, _obj
+_present_as("aiopushy.sync", globals(), __all__)

@@ -27,6 +27,12 @@ def _async_options(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return converted
 
 
+def _async_per_target(
+    per_target: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, dict[str, Any]]:
+    return {target: _async_options(o) or {} for target, o in (per_target or {}).items()}
+
+
 def _async_job(job: SyncJob) -> Callable[[Session], Any]:
     async def run_job(session: Session) -> Any:
         return await in_thread(job, SyncSession(session))
@@ -64,7 +70,7 @@ def fanout(
         "limit": limit,
         "timeout": timeout,
         "connect_kwargs": _async_options(connect_kwargs),
-        "per_target": {t: _async_options(o) or {} for t, o in (per_target or {}).items()},
+        "per_target": _async_per_target(per_target),
         "progress": progress,
         "raise_on_error": raise_on_error,
         "retries": retries,
@@ -97,7 +103,7 @@ class Group:
             limit=limit,
             timeout=timeout,
             connect_kwargs=_async_options(connect_kwargs),
-            per_target={t: _async_options(o) or {} for t, o in (per_target or {}).items()},
+            per_target=_async_per_target(per_target),
         )
 
     @property
