@@ -394,87 +394,78 @@ def time_connect(name: str, python: str, hub: MitogenHub) -> float:
 # -- the raw blocking baseline -----------------------------------------------------------
 
 
-class BlockingEcho:
+class BlockingChild:
+    """A child with piped standard streams, talked to with blocking ``os.read``/``os.write``."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            bufsize=0,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.out, self.into = self.process.stdin.fileno(), self.process.stdout.fileno()
+
+    def read_exactly(self, size: int, what: str) -> bytes:
+        """``size`` bytes from the child's stdout; ``BenchmarkError`` if it ends first."""
+        data = b""
+        while len(data) < size:
+            chunk = os.read(self.into, size - len(data))
+            if not chunk:
+                raise BenchmarkError(f"the {what} went away")
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        try:
+            self.process.communicate(timeout=EXIT_GRACE)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+
+
+class BlockingEcho(BlockingChild):
     """The raw ping-pong of ``core`` with blocking I/O: ``subprocess.Popen`` of the same
     echo loop, ``os.write``/``os.read`` on its pipes."""
 
     def __init__(self, python: str) -> None:
-        self.process = subprocess.Popen(
-            [python, "-c", ECHO_LOOP],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            bufsize=0,
-        )
+        super().__init__([python, "-c", ECHO_LOOP])
 
     def round_trips(self, count: int) -> float:
         """Mean seconds per round trip over ``count`` sequential round trips."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        out, into = self.process.stdin.fileno(), self.process.stdout.fileno()
         size = len(PING)
         start = time.perf_counter()
         for _ in range(count):
-            os.write(out, PING)
-            reply = os.read(into, 65536)
-            while len(reply) < size:
-                chunk = os.read(into, 65536)
-                if not chunk:
-                    raise BenchmarkError("the blocking echo loop went away")
-                reply += chunk
+            os.write(self.out, PING)
+            reply = self.read_exactly(size, "blocking echo loop")
             if reply != PING:
                 raise BenchmarkError(f"the echo loop answered {reply!r}")
         return (time.perf_counter() - start) / count
 
-    def close(self) -> None:
-        try:
-            self.process.communicate(timeout=EXIT_GRACE)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.communicate()
 
-
-class BlockingSink:
+class BlockingSink(BlockingChild):
     """The raw bulk baseline with blocking I/O: a child (``benchmarks.peers.BULK_CHILD``
     in ``sink`` mode) reads a length-prefixed message and answers its length."""
 
     def __init__(self, python: str, program: str) -> None:
-        self.process = subprocess.Popen(
-            [python, "-c", program, "sink"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            bufsize=0,
-        )
+        super().__init__([python, "-c", program, "sink"])
 
     def transfer(self, blob: bytes) -> float:
         """Seconds to write ``blob`` (with its length) and read the length back."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        out, into = self.process.stdin.fileno(), self.process.stdout.fileno()
         header = len(blob).to_bytes(8, "big")
         start = time.perf_counter()
-        os.write(out, header)
+        os.write(self.out, header)
         view = memoryview(blob)
         while view:
-            view = view[os.write(out, view) :]
-        reply = b""
-        while len(reply) < 8:
-            chunk = os.read(into, 8 - len(reply))
-            if not chunk:
-                raise BenchmarkError("the blocking sink went away")
-            reply += chunk
+            view = view[os.write(self.out, view) :]
+        reply = self.read_exactly(8, "blocking sink")
         elapsed = time.perf_counter() - start
         if reply != header:
             raise BenchmarkError(f"the sink answered {reply!r}")
         return elapsed
-
-    def close(self) -> None:
-        try:
-            self.process.communicate(timeout=EXIT_GRACE)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.communicate()
 
 
 # -- bootstrap sizes ---------------------------------------------------------------------
