@@ -15,7 +15,7 @@ import pytest
 
 import aiopushy as pushy
 
-from .procutil import alive, wait_until
+from .procutil import alive, command_name, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -136,14 +136,6 @@ async def test_remote_exits_when_its_input_closes(conn: pushy.Session) -> None:
     assert await wait_until(lambda: not alive(pid), 5)
 
 
-def _command(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except FileNotFoundError:
-        return ""
-
-
 async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
     remote_python: str,
 ) -> None:
@@ -155,7 +147,7 @@ async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
         )
         remote_pid = conn.info["pid"]
         # nohup ignores SIGHUP only once it runs: close after it has become sleep.
-        assert await wait_until(lambda: _command(nohup) == "sleep", 5)
+        assert await wait_until(lambda: command_name(nohup) == "sleep", 5)
     try:
         assert await wait_until(lambda: not alive(remote_pid), 5)
         assert await wait_until(lambda: not alive(plain), 5)

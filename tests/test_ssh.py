@@ -29,6 +29,7 @@ from aiopushy.transport._sshcommon import (
 )
 
 from .netutil import free_port
+from .procutil import children
 from .sshservers import PASSWORD, Server, asyncssh_server
 
 pytestmark = pytest.mark.anyio
@@ -370,23 +371,6 @@ async def test_agent_forwarding(openssh: Server, native: bool, tmp_path: Path) -
         agent.wait()
 
 
-def _children(pid: int, name: str) -> list[int]:
-    """Pids of this machine's processes called ``name`` whose parent is ``pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path(f"/proc/{entry}/status").read_text()
-            except OSError:
-                continue
-            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-            if fields.get("Name", "").strip() == name and fields.get("PPid", "").strip() == str(
-                pid
-            ):
-                found.append(int(entry))
-    return found
-
-
 async def test_ssh_through_ssh(openssh: Server, native: bool) -> None:
     """The bastion is the same sshd: the second hop's ssh client runs on the bastion."""
     bastion = await pushy.connect(
@@ -397,7 +381,7 @@ async def test_ssh_through_ssh(openssh: Server, native: bool) -> None:
             "ssh:127.0.0.1", via=bastion, timeout=60, **openssh.connect_kwargs()
         )
         assert await inner.eval("6 * 7") == 42
-        assert _children(bastion.info["pid"], "ssh")  # the client is the bastion's child
+        assert children(bastion.info["pid"], "ssh")  # the client is the bastion's child
         assert not inner.transport.native_file_copy
         pid = inner.info["pid"]
         assert await inner.modules.os.getpid() == pid != bastion.info["pid"]
