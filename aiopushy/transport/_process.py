@@ -49,35 +49,63 @@ class ChildProcess(Protocol):
         """Let go of the pipes, even if the program's background jobs keep them open."""
 
 
-class _FeedingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """asyncio's subprocess protocol, with stdout and stderr fed to ``FedStream``s."""
+class _OutputProtocol(asyncio.Protocol):
+    """Feeds what a pipe delivers to a ``FedStream`` right in the read callback."""
+
+    def __init__(self, output: FedStream) -> None:
+        self.output = output
+        self.transport: asyncio.ReadTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.output.feed(data)
+
+    def eof_received(self) -> bool:
+        self.output.feed_eof()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.output._ended:
+            self.output.feed_eof()
+
+
+class _StderrProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's subprocess protocol, with stderr fed to a ``FedStream``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(limit=2**16, loop=loop)
-        self.outputs = {1: FedStream(), 2: FedStream()}
+        self.stderr_output = FedStream()
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        output = self.outputs.get(fd)
-        if output is not None:
+        if fd == 2:
             assert isinstance(data, bytes)
-            output.feed(data)
+            self.stderr_output.feed(data)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        output = self.outputs.get(fd)
-        if output is not None:
-            output.feed_eof()
+        if fd == 2:
+            self.stderr_output.feed_eof()
         super().pipe_connection_lost(fd, exc)
 
 
 class LocalProcess:
     """A child of this process, through asyncio's subprocess support."""
 
-    def __init__(self, process: asyncio.subprocess.Process, outputs: dict[int, FedStream]) -> None:
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        stdout: FedStream,
+        stdout_pipe: asyncio.ReadTransport,
+        stderr: FedStream,
+    ) -> None:
         assert process.stdin
         self.process = process
         self.stdin: ByteSendStream = WriterStream(process.stdin)
-        self.stdout: ByteReceiveStream = outputs[1]
-        self.stderr: ByteReceiveStream = outputs[2]
+        self.stdout: ByteReceiveStream = stdout
+        self.stderr: ByteReceiveStream = stderr
+        self._stdout_pipe = stdout_pipe
 
     @classmethod
     async def start(cls, argv: Sequence[str], env: Mapping[str, str] | None) -> LocalProcess:
@@ -87,26 +115,43 @@ class LocalProcess:
             ConnectError: the program could not be started.
         """
         loop = asyncio.get_running_loop()
-        protocol = _FeedingProtocol(loop)
+        protocol = _StderrProtocol(loop)
+        # Standard output is our own pipe, not asyncio's subprocess pipe: that one hands
+        # each read to the protocol through call_soon, one more event-loop turn per answer.
+        read_end, write_end = os.pipe()
         try:
             transport, _ = await loop.subprocess_exec(
                 lambda: protocol,
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
+                stdout=write_end,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 env=None if env is None else {**os.environ, **env},
             )
-        except OSError as exc:
-            raise ConnectError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
-        for fd in (1, 2):
+        except BaseException as exc:
+            os.close(read_end)
+            if isinstance(exc, OSError):
+                raise ConnectError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+            raise
+        finally:
+            os.close(write_end)
+        stdout = FedStream()
+        try:
+            stdout_pipe, _ = await loop.connect_read_pipe(
+                lambda: _OutputProtocol(stdout), os.fdopen(read_end, "rb", buffering=0)
+            )
+        except BaseException:
+            transport.kill()
+            transport.close()
+            raise
+        for pipe in (stdout_pipe, transport.get_pipe_transport(2)):
             # A pipe holds 64 KiB: asyncio's 256 KiB read buffer gets no more, and is
             # mapped and unmapped again for every read.
-            pipe: object = transport.get_pipe_transport(fd)
-            if hasattr(pipe, "max_size"):
+            if pipe is not None and hasattr(pipe, "max_size"):
                 pipe.max_size = PIPE_READ_SIZE
-        return cls(asyncio.subprocess.Process(transport, protocol, loop), protocol.outputs)
+        process = asyncio.subprocess.Process(transport, protocol, loop)
+        return cls(process, stdout, stdout_pipe, protocol.stderr_output)
 
     @property
     def returncode(self) -> int | None:
@@ -125,7 +170,8 @@ class LocalProcess:
 
     def release(self) -> None:
         """Close our ends of the pipes without waiting for their end of file."""
-        # asyncio has no public handle on them; the subprocess transport closes all.
+        self._stdout_pipe.close()
+        # asyncio has no public handle on the others; the subprocess transport closes all.
         transport = getattr(self.process, "_transport", None)
         if transport is not None:
             transport.close()
