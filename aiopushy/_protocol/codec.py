@@ -18,9 +18,9 @@ from __future__ import annotations
 import io
 
 try:  # the C implementation alone: pickle.py would also import re, struct and more
-    from _pickle import Pickler, Unpickler
+    from _pickle import Pickler, Unpickler, dumps
 except ImportError:  # PyPy
-    from pickle import Pickler, Unpickler
+    from pickle import Pickler, Unpickler, dumps
 
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
@@ -64,10 +64,12 @@ class DecodeError(Exception):
     """The bytes are not a valid encoded value, or they name something they must not."""
 
 
+# Both classes are set up by assigning attributes after the C constructor: a Python-level
+# __init__ would cost a frame on every message.
+
+
 class _Pickler(Pickler):
-    def __init__(self, file: io.BytesIO, reference: Reference) -> None:
-        super().__init__(file, protocol=PROTOCOL)
-        self._reference = reference
+    _reference: Reference
 
     def persistent_id(self, obj: Any) -> tuple[Any, ...] | None:
         if type(obj) in VALUE_TYPES or obj is complex or obj is range or obj is slice:
@@ -77,10 +79,8 @@ class _Pickler(Pickler):
 
 
 class _Unpickler(Unpickler):
-    def __init__(self, file: io.BytesIO, resolve: Resolve) -> None:
-        super().__init__(file)
-        self.resolve = resolve
-        self.error: BaseException | None = None
+    resolve: Resolve
+    error: BaseException | None = None
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -90,7 +90,9 @@ class _Unpickler(Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         try:
-            return _checked_resolve(self.resolve, pid)
+            if type(pid) is not tuple or not pid:
+                raise DecodeError("malformed reference")
+            return self.resolve(pid)
         except BaseException as exc:
             self.error = exc  # raised again as itself, not as an unpickling error
             raise
@@ -102,10 +104,18 @@ def _checked_resolve(resolve: Resolve, pid: Any) -> Any:
     return resolve(pid)
 
 
+#: Values that contain nothing else: encoded without a pickler of our own (the same bytes).
+_SCALAR_TYPES = frozenset({type(None), bool, int, float, str, bytes})
+
+
 def encode(obj: Any, reference: Reference) -> bytes:
     """Encode ``obj``; ``reference(x)`` gives the persistent id of each non-value ``x``."""
+    if type(obj) in _SCALAR_TYPES:  # most answers: no references possible
+        return dumps(obj, PROTOCOL)
     buffer = io.BytesIO()
-    _Pickler(buffer, reference).dump(obj)
+    pickler = _Pickler(buffer, PROTOCOL)
+    pickler._reference = reference
+    pickler.dump(obj)
     return buffer.getvalue()
 
 
@@ -134,16 +144,10 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
         DecodeError: the bytes are malformed or use anything outside the allowed subset.
     """
     if not trusted:
-        from . import strict  # only the controller decodes untrusted bytes
-
-        try:
-            return strict.loads(data, lambda pid: _checked_resolve(resolve, pid))
-        except strict.StrictDecodeError as exc:
-            raise DecodeError(str(exc)) from None
-        except RecursionError:
-            raise DecodeError("message nested too deeply") from None
+        return _decode_strictly(data, resolve)
     buffer = io.BytesIO(data)
-    unpickler = _Unpickler(buffer, resolve)
+    unpickler = _Unpickler(buffer)
+    unpickler.resolve = resolve
     try:
         obj = unpickler.load()
     except DecodeError:
@@ -155,6 +159,23 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
     if buffer.tell() != len(data):
         raise DecodeError("trailing bytes after the encoded value")
     return obj
+
+
+_strict: Any = None
+
+
+def _decode_strictly(data: bytes, resolve: Resolve) -> Any:
+    global _strict
+    if _strict is None:  # imported on first use: only the controller decodes untrusted bytes
+        from . import strict
+
+        _strict = strict
+    try:
+        return _strict.loads(data, lambda pid: _checked_resolve(resolve, pid))
+    except _strict.StrictDecodeError as exc:
+        raise DecodeError(str(exc)) from None
+    except RecursionError:
+        raise DecodeError("message nested too deeply") from None
 
 
 def decode_values(data: bytes, trusted: bool = False) -> Any:

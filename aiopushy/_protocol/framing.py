@@ -79,6 +79,9 @@ class Frame(tuple):  # type: ignore[type-arg]
     body: bytes = property(itemgetter(2))  # type: ignore[assignment]
 
 
+_new_frame = tuple.__new__  # Frame's own __new__, without the Python-level call
+
+
 def encode_frame(kind: int, request_id: int, body: bytes = b"") -> bytes:
     """Return the wire form of one frame."""
     return HEADER.pack(len(body), kind, request_id) + body
@@ -105,15 +108,26 @@ class FrameDecoder:
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self.max_frame_size = max_frame_size
-        self._buffer = bytearray()
-        # Consumed bytes stay in the buffer until they are half of it, so that a burst of
-        # small frames costs one compaction instead of one memmove per frame.
+        # What was received and not consumed yet starts at ``_pos``. The usual chunk holds
+        # whole frames and is kept as it came (frames are cut straight out of it); only a
+        # partial frame is copied to a bytearray to grow. Consumed bytes stay in that
+        # bytearray until they are half of it: a burst of small frames costs one
+        # compaction, not one memmove per frame.
+        self._buffer: bytes | bytearray = b""
         self._pos = 0
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes read from the peer."""
-        if self._pos and self._pos * 2 >= len(self._buffer):
-            del self._buffer[: self._pos]
+        buffer = self._buffer
+        if self._pos >= len(buffer) and type(data) is bytes:
+            self._buffer = data
+            self._pos = 0
+            return
+        if type(buffer) is not bytearray:
+            self._buffer = bytearray(memoryview(buffer)[self._pos :])
+            self._pos = 0
+        elif self._pos and self._pos * 2 >= len(buffer):
+            del buffer[: self._pos]
             self._pos = 0
         self._buffer += data
 
@@ -130,22 +144,26 @@ class FrameDecoder:
         """
         buf = self._buffer
         pos = self._pos
-        if len(buf) - pos < HEADER_SIZE:
+        size = len(buf)
+        if size - pos < HEADER_SIZE:
             return None
         length, kind, request_id = HEADER.unpack_from(buf, pos)
         if length > self.max_frame_size:
             raise FrameError(f"frame of {length} bytes exceeds the limit of {self.max_frame_size}")
         end = pos + HEADER_SIZE + length
-        if len(buf) < end:
+        if size < end:
             return None
-        with memoryview(buf) as view:  # one copy, not a slice and then a copy of it
-            body = bytes(view[pos + HEADER_SIZE : end])
-        if end == len(buf):
-            buf.clear()
+        if type(buf) is bytes:
+            body = buf[pos + HEADER_SIZE : end]  # one copy
+        else:
+            with memoryview(buf) as view:  # one copy, not a slice and then a copy of it
+                body = bytes(view[pos + HEADER_SIZE : end])
+        if end == size:
+            self._buffer = b""
             self._pos = 0
         else:
             self._pos = end
-        return Frame(kind, request_id, body)
+        return _new_frame(Frame, (kind, request_id, body))
 
     def frames(self) -> list[Frame]:
         """Return every complete frame buffered so far."""

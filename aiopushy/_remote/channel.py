@@ -27,7 +27,7 @@ class Channel:
     def __init__(
         self,
         read: Callable[[int], bytes],
-        write: Callable[[memoryview], int],
+        write: Callable[[bytes | memoryview], int],
         max_frame_size: int,
     ) -> None:
         self._read = read
@@ -56,7 +56,8 @@ class Channel:
         """Write raw bytes (frames, or the start-up ``SYNC`` marker), all pieces at once."""
         with self._write_lock:
             for piece in pieces:
-                data = memoryview(piece)
-                while data:
-                    written = self._write(data)
-                    data = data[written:]
+                written = self._write(piece)  # usually all of it at once
+                if written < len(piece):
+                    data = memoryview(piece)[written:]
+                    while data:
+                        data = data[self._write(data) :]

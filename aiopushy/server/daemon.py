@@ -140,7 +140,7 @@ class DaemonServer:
             writer.write(data)
             await writer.drain()
 
-        def write(data: memoryview) -> int:
+        def write(data: bytes | memoryview) -> int:
             chunk = bytes(data)
             try:
                 asyncio.run_coroutine_threadsafe(write_all(chunk), loop).result()
