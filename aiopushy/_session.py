@@ -418,7 +418,8 @@ class Session:
         stdin = self.transport.stdin
         try:
             if isinstance(stdin, WriterStream):
-                await stdin.send_pieces(frame_parts(kind, request_id, body))
+                if stdin.write_nowait(frame_parts(kind, request_id, body)):
+                    await stdin.drain()
             else:
                 await stdin.send(encode_frame(kind, request_id, body))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:

@@ -58,11 +58,14 @@ class WriterStream(ByteSendStream):
     """A ``Writer`` as an anyio byte stream.
 
     ``send`` queues all bytes before its first suspension point, so frames written by
-    concurrent tasks never interleave.
+    concurrent tasks never interleave; ``write_nowait`` queues them without a coroutine.
     """
 
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
+        transport = getattr(writer, "transport", None)
+        # asyncio transports tell how much they still hold: nothing held, nothing to drain.
+        self._transport = transport if hasattr(transport, "get_write_buffer_size") else None
 
     async def send(self, item: bytes) -> None:
         """Write ``item`` and wait while the peer is not keeping up."""
@@ -71,9 +74,23 @@ class WriterStream(ByteSendStream):
     async def send_pieces(self, pieces: Iterable[bytes]) -> None:
         """Write the pieces in order (no other send comes between them), then wait while
         the peer is not keeping up; large data is passed on without being joined."""
+        if self.write_nowait(pieces):
+            await self.drain()
+
+    def write_nowait(self, pieces: Iterable[bytes]) -> bool:
+        """Queue the pieces in order; whether the caller should now ``await drain()``
+        (``False`` when everything went straight to the operating system)."""
         try:
             for piece in pieces:
                 self._writer.write(piece)
+        except (ConnectionError, OSError, RuntimeError) as exc:
+            raise anyio.BrokenResourceError from exc
+        transport = self._transport
+        return transport is None or transport.is_closing() or transport.get_write_buffer_size() > 0
+
+    async def drain(self) -> None:
+        """Wait while the peer is not keeping up."""
+        try:
             await self._writer.drain()
         except (ConnectionError, OSError, RuntimeError) as exc:
             raise anyio.BrokenResourceError from exc
