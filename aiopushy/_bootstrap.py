@@ -8,9 +8,10 @@ in-memory importer for the shipped packages (``_protocol`` and ``_remote``, unde
 name ``_aiopushy_remote``) and calls ``_remote.main.main()``. Nothing is written to the
 remote disk.
 
-Stage two carries the sources and, to spare the remote the compile, their code objects
-marshalled by the controller's interpreter; the remote uses those only if its bytecode
-magic number and implementation match, and compiles the sources otherwise.
+Stage two is followed by the shipped modules' code objects, marshalled by the controller's
+interpreter, and their sources. The remote uses the code objects only if its bytecode
+magic number and implementation match, and compiles the sources otherwise; it
+decompresses the sources only then, or when a traceback shows their lines.
 """
 
 from __future__ import annotations
@@ -40,55 +41,85 @@ if zlib.crc32(d)!=h:sys.exit(4)
 exec(zlib.decompress(d))
 """
 
-# Stage two serves the shipped modules from memory. ``get_source`` lets tracebacks show
-# their lines through linecache's lazy loading, without importing linecache up front.
+# Stage two serves the shipped modules from memory. It is small (the loader compiles it):
+# the modules come as two more parts, their code objects (used if the remote's bytecode
+# matches ours) and their sources (kept compressed until a module must be compiled or a
+# traceback wants its lines: ``get_source`` serves linecache's lazy loading).
 _STAGE_TWO = """\
 import sys
-from importlib.machinery import ModuleSpec
-SOURCES = {sources!r}
+PACKAGES = {packages!r}
+def _part():
+    size, crc = int(r(12)), int(r(10))
+    blob = r(size)
+    return blob, zlib.crc32(blob) == crc
+_code, _code_intact = _part()
+_sources, _sources_intact = _part()
+if not (_code_intact and _sources_intact):
+    sys.exit(4)
 CODE = {{}}
-_size, _crc = int(r(12)), int(r(10))
-_blob = r(_size)
 try:
-    import marshal
-    if sys.modules["_frozen_importlib_external"].MAGIC_NUMBER == {magic!r} and (
-        sys.implementation.cache_tag == {cache_tag!r} and zlib.crc32(_blob) == _crc
+    if sys.implementation.cache_tag == {cache_tag!r} and (
+        sys.modules["_frozen_importlib_external"].MAGIC_NUMBER == {magic!r}
     ):
-        CODE = marshal.loads(zlib.decompress(_blob))
+        import marshal
+        CODE = marshal.loads(zlib.decompress(_code))
 except Exception:
     pass
+del _code
+SOURCES = {{}}
+def _source(name):
+    if not SOURCES:
+        text, pos = zlib.decompress(_sources).decode("utf-8"), 0
+        while pos < len(text):
+            end = text.index("\\n", pos)
+            size_end = text.index("\\n", end + 1)
+            start = size_end + 1
+            stop = start + int(text[end + 1:size_end])
+            SOURCES[text[pos:end]] = text[start:stop]
+            pos = stop
+    return SOURCES[name]
+try:
+    ModuleSpec = sys.modules["_frozen_importlib"].ModuleSpec
+except (KeyError, AttributeError):
+    from importlib.machinery import ModuleSpec
 class _MemoryImporter:
     def find_spec(self, name, path=None, target=None):
-        if name not in SOURCES:
+        if name not in PACKAGES:
             return None
-        spec = ModuleSpec(name, self, is_package=SOURCES[name][0])
+        spec = ModuleSpec(name, self, is_package=PACKAGES[name])
         if spec.submodule_search_locations is not None:
             spec.submodule_search_locations.append("<aiopushy>/" + name)
         return spec
     def create_module(self, spec):
         return None
     def get_source(self, name):
-        return SOURCES[name][1]
+        return _source(name)
     def exec_module(self, module):
         name = module.__name__
         filename = "<aiopushy>/" + name.replace(".", "/") + ".py"
-        code = CODE.get(name) or compile(SOURCES[name][1], filename, "exec")
+        code = CODE.get(name) or compile(_source(name), filename, "exec", optimize=2)
         exec(code, module.__dict__)
 sys.meta_path.insert(0, _MemoryImporter())
 from {package}._remote.main import main
 main({max_frame_size})
 """
 
+#: Shipped modules the remote never imports: the strict decoder reads what a hostile peer
+#: sends, and only the controller has one.
+_NOT_SHIPPED = frozenset({f"{PACKAGE_NAME}._protocol.strict"})
+
 
 @functools.lru_cache(maxsize=1)
 def _sources() -> dict[str, tuple[bool, str]]:
+    """``{module name: (is a package, source)}`` of everything shipped."""
     root = Path(__file__).parent
     sources: dict[str, tuple[bool, str]] = {PACKAGE_NAME: (True, "")}
     for package in SHIPPED_PACKAGES:
         for path in sorted((root / package).glob("*.py")):
             is_package = path.stem == "__init__"
             name = f"{PACKAGE_NAME}.{package}" + ("" if is_package else f".{path.stem}")
-            sources[name] = (is_package, path.read_text(encoding="utf-8"))
+            if name not in _NOT_SHIPPED:
+                sources[name] = (is_package, path.read_text(encoding="utf-8"))
     return sources
 
 
@@ -98,14 +129,25 @@ def _filename(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _compiled() -> bytes:
-    code = {name: compile(src, _filename(name), "exec") for name, (_, src) in _sources().items()}
+    # optimize=2: no docstrings to ship or load (the remote's asserts only narrow types).
+    code = {
+        name: compile(source, _filename(name), "exec", optimize=2)
+        for name, (_, source) in _sources().items()
+    }
     return zlib.compress(marshal.dumps(code), 9)
+
+
+@functools.lru_cache(maxsize=1)
+def _packed_sources() -> bytes:
+    """Every source as ``name``, newline, length in characters, newline, text."""
+    text = "".join(f"{name}\n{len(source)}\n{source}" for name, (_, source) in _sources().items())
+    return zlib.compress(text.encode("utf-8"), 9)
 
 
 def stage_two(max_frame_size: int) -> str:
     """The source of stage two, for a remote accepting frames up to ``max_frame_size``."""
     return _STAGE_TWO.format(
-        sources=_sources(),
+        packages={name: is_package for name, (is_package, _) in _sources().items()},
         package=PACKAGE_NAME,
         max_frame_size=int(max_frame_size),
         magic=importlib.util.MAGIC_NUMBER,
@@ -117,9 +159,13 @@ def stage_two(max_frame_size: int) -> str:
 def payload(max_frame_size: int) -> bytes:
     """What the controller writes to the remote's stdin right after starting it.
 
-    Two length- and CRC-prefixed parts: stage two, then its compiled form.
+    Three length- and CRC-prefixed parts: stage two, the compiled modules, their sources.
     """
-    parts = (zlib.compress(stage_two(max_frame_size).encode("utf-8"), 9), _compiled())
+    parts = (
+        zlib.compress(stage_two(max_frame_size).encode("utf-8"), 9),
+        _compiled(),
+        _packed_sources(),
+    )
     return b"".join(b"%012d%010d" % (len(part), zlib.crc32(part)) + part for part in parts)
 
 

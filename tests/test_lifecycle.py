@@ -257,3 +257,36 @@ async def test_noise_before_the_interpreter_starts_is_shown_not_parsed() -> None
     ) as conn:
         assert await conn.eval("1 + 1") == 2
     assert ("stderr", b"motd: welcome\n") in seen
+
+
+@pytest.mark.parametrize("part", [0, 1, 2])  # stage two, compiled modules, sources
+async def test_a_corrupted_bootstrap_never_runs(
+    part: int, remote_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiopushy import _bootstrap
+
+    intact = _bootstrap.payload
+
+    def corrupted(max_frame_size: int) -> bytes:
+        data = bytearray(intact(max_frame_size))
+        start = 0
+        for _ in range(part):  # skip to the part: 12-digit length, 10-digit CRC, data
+            start += 22 + int(data[start : start + 12])
+        data[start + 22 + 100] ^= 0xFF
+        return bytes(data)
+
+    monkeypatch.setattr(_bootstrap, "payload", corrupted)
+    with pytest.raises(pushy.ConnectError, match="corrupted bootstrap"):
+        await pushy.connect("local:", python=remote_python, timeout=30)
+
+
+async def test_remote_tracebacks_show_the_shipped_lines(conn: pushy.Session) -> None:
+    # On PyPy the modules were compiled from the shipped sources, on CPython the code
+    # objects came precompiled: both must find their sources for the traceback.
+    with pytest.raises(FileNotFoundError) as caught:
+        await conn.modules.os.stat("/nonexistent/aiopushy")
+    lines = caught.value.remote_traceback.splitlines()  # type: ignore[attr-defined]
+    shipped = [i for i, line in enumerate(lines) if 'File "<aiopushy>/' in line]
+    assert shipped, lines
+    for index in shipped:
+        assert lines[index + 1].strip() and not lines[index + 1].lstrip().startswith("File")
