@@ -90,13 +90,13 @@ def hang_up() -> None:
     """Send SIGHUP to our process group, as a terminal or SSH session closing would."""
     if not hasattr(os, "killpg"):
         return
-    import signal
+    import _signal  # type: ignore[import-not-found]  # signal builds enums: ms at every exit
 
     try:
         if os.getpgrp() != os.getpid():
             return
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        os.killpg(os.getpgrp(), signal.SIGHUP)
+        _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+        os.killpg(os.getpgrp(), _signal.SIGHUP)
     except (OSError, ValueError):
         pass
 

@@ -8,7 +8,6 @@ result.
 from __future__ import annotations
 
 import builtins
-import importlib
 import itertools
 import operator
 import os
@@ -23,6 +22,12 @@ if TYPE_CHECKING:
     from typing import Any, Callable, ClassVar
 
 
+def import_module(name: str) -> Any:
+    """``importlib.import_module`` for absolute names, without importing importlib."""
+    __import__(name)
+    return sys.modules[name]
+
+
 class Modules:
     """The remote end of ``conn.modules``: attribute access imports modules."""
 
@@ -33,7 +38,7 @@ class Modules:
 
     def __getitem__(self, name: str) -> Any:
         module = sys.modules.get(name)
-        return module if module is not None else importlib.import_module(name)
+        return module if module is not None else import_module(name)
 
     def __repr__(self) -> str:
         return "<aiopushy remote modules>"
@@ -51,7 +56,7 @@ def get_attribute(obj: Any, name: str) -> Any:
             raise
         qualified = f"{obj.__name__}.{name}"
         try:
-            return importlib.import_module(qualified)
+            return import_module(qualified)
         except ModuleNotFoundError as exc:
             if exc.name != qualified:
                 raise
