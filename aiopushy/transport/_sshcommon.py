@@ -160,10 +160,11 @@ def remote_command(command: Sequence[str], sudo: bool | str) -> str:
         rest = shlex.join(command[1:])
         tried = ", ".join((*PROBED_VERSIONS, *PROBED_UNVERSIONED))
         # Newest first; each candidate must also run (a pyenv shim may exist but fail).
+        # The check skips site (-S): with it, it would cost as much as the real start.
         check = shlex.quote("import sys; sys.exit(sys.version_info < (3, 8))")
         script = (
             "best=; for p in " + " ".join((*PROBED_VERSIONS, *PROBED_UNVERSIONED)) + "; do "
-            f'if command -v "$p" >/dev/null 2>&1 && "$p" -c {check} >/dev/null 2>&1; '
+            f'if command -v "$p" >/dev/null 2>&1 && "$p" -S -c {check} >/dev/null 2>&1; '
             "then best=$p; break; fi; done; "
             'if [ -z "$best" ]; then echo '
             + shlex.quote(f"aiopushy: no Python 3.8 or newer found; tried {tried}")
