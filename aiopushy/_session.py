@@ -119,6 +119,7 @@ class Session:
         self._decoder = FrameDecoder(max_frame_size)
         self._sync = SyncScanner()
         self._refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
+        self._encoder = codec.Encoder(self._reference)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._request_ids = itertools.count(1)
         self._releases: list[tuple[int, int]] = []
@@ -442,7 +443,7 @@ class Session:
         """Send one request and wait for its answer."""
         if self._error is not None:
             raise self._error
-        body = codec.encode((op, args), self._reference)
+        body = self._encoder.encode((op, args))
         request_id = next(self._request_ids)
         future = self._loop.create_future()
         self._pending[request_id] = future
@@ -533,13 +534,13 @@ class Session:
             result = target(*args, **kwargs)
             if isinstance(result, Awaitable):
                 result = await result
-            kind, reply = m.RESULT, codec.encode(result, self._reference)
+            kind, reply = m.RESULT, self._encoder.encode(result)
         except (codec.DecodeError, ProtocolError) as exc:
             self._fail(ProtocolError(f"{self.target}: {exc}"))
             self._kill()
             return
         except Exception as exc:
-            kind, reply = m.ERROR, codec.encode(exception_info(exc), self._reference)
+            kind, reply = m.ERROR, self._encoder.encode(exception_info(exc))
         with contextlib.suppress(ConnectionLost):
             await self._send(kind, request_id, reply)
 

@@ -79,6 +79,63 @@ def test_values_round_trip_exactly(value: Any) -> None:
     assert codec.decode(data, _no_refs) == value
 
 
+_shared_encoder = codec.Encoder(_no_refs)
+
+
+@given(values)
+def test_a_reused_encoder_gives_the_bytes_of_a_fresh_pickler(value: Any) -> None:
+    assert _shared_encoder.encode(value) == codec.encode(value, _no_refs)
+
+
+def test_encoder_keeps_nothing_alive_and_survives_failures() -> None:
+    import weakref
+
+    class Thing:
+        pass
+
+    def refuse(obj: Any) -> tuple[Any, ...]:
+        raise ValueError("no")
+
+    thing = Thing()
+    alive = weakref.ref(thing)
+    encoder = codec.Encoder(lambda obj: (m.REF_SENDER, 1, "Thing"))
+    encoder.encode([thing, "x" * 100])
+    del thing
+    gc.collect()
+    assert alive() is None  # neither the memo nor the buffer holds it
+    failing = codec.Encoder(refuse)
+    with pytest.raises(ValueError):
+        failing.encode([1, object()])
+    assert failing.encode([1, 2]) == codec.encode([1, 2], _no_refs)
+
+
+def test_encoder_is_safe_across_threads_and_nested_calls() -> None:
+    import threading
+
+    encoder: codec.Encoder
+
+    class Nested:  # its reference is computed by encoding something else meanwhile
+        pass
+
+    def reference(obj: Any) -> tuple[Any, ...]:
+        return (m.REF_SENDER, len(encoder.encode(["inner", obj is None])), "Nested")
+
+    encoder = codec.Encoder(reference)
+    expected = codec.encode([Nested(), list(range(50))], reference)
+    results: list[bytes] = []
+
+    def work() -> None:
+        for _ in range(200):
+            results.append(encoder.encode([Nested(), list(range(50))]))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 800 and set(results) == {expected}
+
+
 def test_slices_and_ranges_round_trip() -> None:
     for value in (slice(1, None, -1), range(2, 10, 3), 3 + 4j, ...):
         assert codec.decode(codec.encode(value, _no_refs), _no_refs) == value

@@ -16,6 +16,7 @@ Decoding depends on who sent the bytes:
 from __future__ import annotations
 
 import io
+import threading
 
 try:  # the C implementation alone: pickle.py would also import re, struct and more
     from _pickle import Pickler, Unpickler, dumps
@@ -117,6 +118,46 @@ def encode(obj: Any, reference: Reference) -> bytes:
     pickler._reference = reference
     pickler.dump(obj)
     return buffer.getvalue()
+
+
+class Encoder:
+    """``encode`` for one peer, with a pickler kept from message to message.
+
+    Setting up a pickler costs more than pickling a typical request, so each encoder keeps
+    one and clears it after every message (the pickled objects are not kept alive). A
+    second thread, or a nested call, that finds it in use gets a pickler of its own.
+    """
+
+    def __init__(self, reference: Reference) -> None:
+        self._reference = reference
+        self._lock = threading.Lock()
+        self._buffer = io.BytesIO()
+        self._pickler: _Pickler | None = None
+
+    def encode(self, obj: Any) -> bytes:
+        """Encode ``obj`` (see ``encode``)."""
+        if type(obj) in _SCALAR_TYPES:
+            return dumps(obj, PROTOCOL)
+        if not self._lock.acquire(False):
+            return encode(obj, self._reference)
+        buffer = self._buffer
+        try:
+            pickler = self._pickler
+            if pickler is None:
+                pickler = self._pickler = _Pickler(buffer, PROTOCOL)
+                pickler._reference = self._reference
+            try:
+                pickler.dump(obj)
+            except BaseException:
+                self._pickler = None  # start afresh rather than trust its state
+                raise
+            finally:
+                pickler.clear_memo()
+            return buffer.getvalue()
+        finally:
+            buffer.seek(0)
+            buffer.truncate()
+            self._lock.release()
 
 
 def encode_values(obj: Any) -> bytes:

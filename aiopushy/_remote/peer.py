@@ -81,6 +81,7 @@ class Peer:
         self.refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
         self.refs.resolvers[m.REF_EXPRESSION] = self._resolve_expression
         self.refs.resolvers[m.REF_MODULES] = lambda payload: MODULES
+        self._encoder = codec.Encoder(self.refs.reference)
         self.operations = Operations(self.statistics)
         self.stopped = threading.Event()
         self.stop_reason = ""
@@ -122,7 +123,7 @@ class Peer:
         self._releases.append((oid, count))
 
     def encode(self, value: Any) -> bytes:
-        return codec.encode(value, self.refs.reference)
+        return self._encoder.encode(value)
 
     def decode(self, body: bytes) -> Any:
         return codec.decode(body, self.refs.resolve, trusted=True)
