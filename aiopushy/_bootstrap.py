@@ -155,6 +155,10 @@ def stage_two(max_frame_size: int) -> str:
     )
 
 
+#: How many length- and CRC-prefixed parts ``payload`` holds.
+PAYLOAD_PARTS = 3
+
+
 @functools.lru_cache(maxsize=8)
 def payload(max_frame_size: int) -> bytes:
     """What the controller writes to the remote's stdin right after starting it.
@@ -166,6 +170,7 @@ def payload(max_frame_size: int) -> bytes:
         _compiled(),
         _packed_sources(),
     )
+    assert len(parts) == PAYLOAD_PARTS
     return b"".join(b"%012d%010d" % (len(part), zlib.crc32(part)) + part for part in parts)
 
 

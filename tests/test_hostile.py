@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aiopushy as pushy
+from aiopushy import _bootstrap
 from aiopushy._protocol import PROTOCOL_VERSION, codec
 from aiopushy._protocol import messages as m
 from aiopushy._protocol.framing import HEADER, SYNC, FrameDecoder, encode_frame
@@ -82,7 +83,7 @@ class FakeRemote(BaseTransport):
             data = await self.to_remote.get()
             assert data is not None, "controller closed its output"
             if not self.bootstrap_skipped:
-                for _ in range(2):  # stage two, then its compiled form
+                for _ in range(_bootstrap.PAYLOAD_PARTS):  # skip the bootstrap
                     length = int(data[:12])
                     data = data[12 + 10 + length :]
                 self.bootstrap_skipped = True
