@@ -31,6 +31,7 @@ from ._fanout import fanout as fanout
 from ._proxy import LazyRef as LazyRef
 from ._proxy import Proxy as Proxy
 from ._proxy import byref as byref
+from ._proxy import gather as gather
 from ._proxy import iterate as iterate
 from ._public import present_as as _present_as
 from ._session import OutputHandler as OutputHandler
@@ -56,6 +57,7 @@ __all__ = [
     "LazyRef",
     "byref",
     "iterate",
+    "gather",
     # errors
     "PushyError",
     "ConnectError",

@@ -439,19 +439,63 @@ class Session:
             raise error
         return answer
 
-    async def _request(self, op: int, args: tuple[Any, ...]) -> Any:
-        """Send one request and wait for its answer."""
+    def _register(self, op: int, args: tuple[Any, ...]) -> tuple[int, asyncio.Future[Any], bytes]:
+        """Encode a request and register the future of its answer: ``(id, future, body)``.
+
+        The caller sends ``body`` and must pop the id from ``_pending`` in the end.
+        """
         if self._error is not None:
             raise self._error
         body = self._encoder.encode((op, args))
         request_id = next(self._request_ids)
         future = self._loop.create_future()
         self._pending[request_id] = future
+        return request_id, future, body
+
+    async def _request(self, op: int, args: tuple[Any, ...]) -> Any:
+        """Send one request and wait for its answer."""
+        request_id, future, body = self._register(op, args)
         try:
             await self._send(m.REQUEST, request_id, body)
             return await future
         finally:
             self._pending.pop(request_id, None)
+
+    async def _request_many(
+        self, requests: list[tuple[int, tuple[Any, ...]]], return_exceptions: bool
+    ) -> list[Any]:
+        """Send the requests one after the other (each goes out at once), then wait for
+        all answers, in order; no task per request. See ``aiopushy.gather``."""
+        ids: list[int] = []
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for op, args in requests:
+                try:
+                    request_id, future, body = self._register(op, args)
+                except Exception as exc:  # a closed session, an argument that cannot travel
+                    if not return_exceptions:
+                        raise
+                    future = self._loop.create_future()
+                    future.set_exception(exc)
+                    futures.append(future)
+                    continue
+                ids.append(request_id)
+                futures.append(future)
+                try:
+                    await self._send(m.REQUEST, request_id, body)
+                except ConnectionLost:  # the session failed: so did every pending future
+                    if not return_exceptions:
+                        raise
+            return await asyncio.gather(*futures, return_exceptions=return_exceptions)
+        finally:
+            pending = self._pending
+            for request_id in ids:
+                pending.pop(request_id, None)
+            for future in futures:
+                if not future.done():
+                    future.cancel()  # its answer, if it comes, is dropped
+                elif not future.cancelled():
+                    future.exception()  # retrieved: gather reported the first one
 
     # -- references ---------------------------------------------------------------
 
