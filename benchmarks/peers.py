@@ -12,7 +12,8 @@ in the slow-link scenario (TCP). Each scenario measures its systems alternately 
 * attribute chain: ``os.path.join("a", "b")`` reached through the module where the system
   offers that (aiopushy and RPyC; the round trips of each are counted and shown), else
   the peer's idiomatic call;
-* calls in flight: 1,000 ``os.getpid()`` calls in flight on one connection; the total;
+* calls in flight: 1,000 ``os.getpid()`` calls in flight on one connection; the total
+  (aiopushy both through ``asyncio.gather``, a task per call, and ``aiopushy.gather``);
 * bulk: a bytes argument whose length comes back, and a file put then got, next to raw
   asyncio pipes (there with the length answered; there then back; through ``cat``);
 * slow link: a 10-step attribute/call chain over TCP through a loopback proxy adding 5 ms
@@ -157,6 +158,7 @@ R_JOIN = 'RPyC: conn.modules.os.path.join("a", "b")'
 M_JOIN = 'Mitogen: context.call(os.path.join, "a", "b")'
 RAW_PIPELINED = "raw asyncio ping-pong, all pings written, then read"
 A_GATHER = "aiopushy: asyncio.gather(conn.modules.os.getpid() ...)"
+A_PUSHY_GATHER = "aiopushy: aiopushy.gather(conn.modules.os.getpid() ...)"
 X_GATHER = "execnet: all sent on the channel, then received"
 R_GATHER = "RPyC: rpyc.async_(conn.modules.os.getpid)"
 M_GATHER = "Mitogen: context.call_async + receivers"
@@ -208,7 +210,7 @@ def scenarios(settings: PeerSettings) -> tuple[tuple[str, str, tuple[str, ...]],
         (
             CONCURRENT,
             f"{settings.concurrent:,} calls in flight",
-            (RAW_PIPELINED, A_GATHER, X_GATHER, R_GATHER, M_GATHER),
+            (RAW_PIPELINED, A_GATHER, A_PUSHY_GATHER, X_GATHER, R_GATHER, M_GATHER),
         ),
         (BULK_BASELINE, f"{size} over pipes (baselines)", RAW_BULK),
         (BULK_BYTES, f"{size} bytes argument", BYTES_SYSTEMS),
@@ -236,6 +238,8 @@ def comparisons() -> list[Comparison]:
         *(Comparison(peer, RAW, None) for peer in (X_JOIN, R_JOIN, M_JOIN)),
         Comparison(A_GATHER, RAW_PIPELINED, None),
         *(Comparison(A_GATHER, peer, None) for peer in (X_GATHER, R_GATHER, M_GATHER)),
+        Comparison(A_PUSHY_GATHER, RAW_PIPELINED, None),
+        *(Comparison(A_PUSHY_GATHER, peer, None) for peer in (X_GATHER, R_GATHER, M_GATHER)),
         *(Comparison(peer, RAW_PIPELINED, None) for peer in (X_GATHER, R_GATHER, M_GATHER)),
         *(Comparison(raw, RAW_SINK, None) for raw in (RAW_BACK, RAW_CAT, RAW_SINK_BLOCKING)),
         *(Comparison(system, base, 1 / BULK_TARGET) for system, base in BULK_BASELINES.items()),
@@ -626,6 +630,9 @@ async def measure_concurrent(run: Run, opened: Opened) -> dict[str, list[float]]
     async def gather() -> list[Any]:
         return await asyncio.gather(*(conn.modules.os.getpid() for _ in range(count)))
 
+    async def pushy_gather() -> list[Any]:
+        return await aiopushy.gather(*(conn.modules.os.getpid() for _ in range(count)))
+
     def all_pid(expected: int) -> Callable[[Any], bool]:
         return lambda pids: len(pids) == count and all(p == expected for p in pids)
 
@@ -634,6 +641,7 @@ async def measure_concurrent(run: Run, opened: Opened) -> dict[str, list[float]]
     measures: list[Measure] = [
         run.guard(RAW_PIPELINED, lambda: pipelined_ping_pong(echo, count)),
         run.guard(A_GATHER, lambda: time_await(gather, all_pid(pid))),
+        run.guard(A_PUSHY_GATHER, lambda: time_await(pushy_gather, all_pid(pid))),
     ]
     systems = {peers.EXECNET: X_GATHER, peers.RPYC: R_GATHER, peers.MITOGEN: M_GATHER}
     for name, peer in opened.peers.items():
@@ -937,7 +945,7 @@ async def measure_bootstrap(run: Run) -> dict[str, dict[str, Any]]:
         AIOPUSHY: {
             "command_line": peers.argument_bytes(command),
             "streamed": len(_bootstrap.payload(DEFAULT_MAX_FRAME_SIZE)),
-            "note": "zlib stage two (sources) + zlib marshalled code",
+            "note": "stage two + marshalled code (no docstrings) + sources, each zlib",
         }
     }
     probes: dict[str, Callable[[], dict[str, Any]]] = {
