@@ -22,6 +22,9 @@ from ._protocol import messages as m
 if TYPE_CHECKING:
     from ._session import Session
 
+Step = str | tuple[Any, ...]
+"""One step of an expression: an attribute name, or an ``EX_*`` tuple (see messages)."""
+
 #: Items fetched per round trip by ``async for``.
 DEFAULT_BATCH = 64
 
@@ -65,7 +68,7 @@ class RemoteNode:
     __slots__ = ()
     _pushy_session: Session
 
-    def _pushy_derive(self, step: tuple[Any, ...]) -> LazyRef:
+    def _pushy_derive(self, step: str | tuple[Any, ...]) -> LazyRef:
         raise NotImplementedError
 
     def __getattr__(self, name: str) -> LazyRef:
@@ -73,7 +76,7 @@ class RemoteNode:
             name.startswith("__") and name.endswith("__") and name not in _REMOTE_DUNDERS
         ):
             raise AttributeError(name)
-        return self._pushy_derive((m.EX_GETATTR, name))
+        return self._pushy_derive(name)  # a bare name is an attribute step
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyRef:
         return self._pushy_derive((m.EX_CALL, args, kwargs))
@@ -259,7 +262,7 @@ class Proxy(RemoteNode):
         self._pushy_oid = oid
         self._pushy_type = type_name
 
-    def _pushy_derive(self, step: tuple[Any, ...]) -> LazyRef:
+    def _pushy_derive(self, step: str | tuple[Any, ...]) -> LazyRef:
         return LazyRef(self._pushy_session, self, (step,))
 
     def __await__(self) -> Generator[Any, None, Proxy]:
@@ -280,13 +283,13 @@ class LazyRef(RemoteNode):
 
     __slots__ = ("_pushy_ops", "_pushy_root", "_pushy_session", "_pushy_used")
 
-    def __init__(self, session: Session, root: Any, ops: tuple[tuple[Any, ...], ...]) -> None:
+    def __init__(self, session: Session, root: Any, ops: tuple[Step, ...]) -> None:
         self._pushy_session = session
         self._pushy_root = root
         self._pushy_ops = ops
         self._pushy_used = False
 
-    def _pushy_derive(self, step: tuple[Any, ...]) -> LazyRef:
+    def _pushy_derive(self, step: str | tuple[Any, ...]) -> LazyRef:
         self._pushy_used = True
         return LazyRef(self._pushy_session, self._pushy_root, (*self._pushy_ops, step))
 
@@ -296,7 +299,8 @@ class LazyRef(RemoteNode):
 
     def __del__(self) -> None:
         try:
-            if not self._pushy_used and self._pushy_ops[-1][0] == m.EX_CALL:
+            last = self._pushy_ops[-1]
+            if not self._pushy_used and type(last) is tuple and last[0] == m.EX_CALL:
                 warnings.warn(
                     f"remote call {self!r} was never awaited", RuntimeWarning, stacklevel=1
                 )
@@ -307,14 +311,15 @@ class LazyRef(RemoteNode):
         return f"<aiopushy.LazyRef {describe(self._pushy_root, self._pushy_ops)}>"
 
 
-def describe(root: Any, ops: tuple[tuple[Any, ...], ...]) -> str:
+def describe(root: Any, ops: tuple[Step, ...]) -> str:
     """A readable rendering of an expression, for ``repr``."""
     text = repr(root) if root is MODULES else f"<{root._pushy_type} #{root._pushy_oid}>"
     for step in ops:
+        if type(step) is str:
+            text += f".{step}"
+            continue
         kind = step[0]
-        if kind == m.EX_GETATTR:
-            text += f".{step[1]}"
-        elif kind == m.EX_CALL:
+        if kind == m.EX_CALL:
             text += "(...)" if step[1] or step[2] else "()"
         elif kind == m.EX_GETITEM:
             text += "[...]"

@@ -511,7 +511,8 @@ class Session:
         kind = type(obj)
         if kind is LazyRef and obj._pushy_session is self:
             mark_used(obj)
-            return (m.REF_EXPRESSION, obj._pushy_root, obj._pushy_ops)
+            root = obj._pushy_root
+            return (m.REF_EXPRESSION, None if root is MODULES else root, obj._pushy_ops)
         if obj is MODULES:
             return (m.REF_MODULES,)
         if isinstance(obj, RemoteNode) and obj._pushy_session is not self:

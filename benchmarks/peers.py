@@ -148,6 +148,7 @@ A_CONNECT = 'aiopushy: connect("local:") + first call'
 X_CONNECT = "execnet: makegateway + remote_exec"
 R_CONNECT = "RPyC: classic stdio subprocess + first call"
 M_CONNECT = "Mitogen: router.local + context.call"
+A_BOUND = "aiopushy: getpid() resolved beforehand (a proxy)"
 X_GETPID = "execnet: channel send + receive"
 R_GETPID = "RPyC: conn.modules.os.getpid()"
 R_BOUND = "RPyC: getpid() resolved beforehand"
@@ -205,7 +206,11 @@ def scenarios(settings: PeerSettings) -> tuple[tuple[str, str, tuple[str, ...]],
         (LIMIT_ROUND_TRIP, "round trip (baselines)", (RAW, RAW_BLOCKING)),
         (LIMIT_STARTUP, "start-up (baseline)", (PYTHON_S,)),
         (CONNECT, "connect + first call", (A_CONNECT, X_CONNECT, R_CONNECT, M_CONNECT)),
-        (ROUND_TRIP, "call round trip", (GETPID, X_GETPID, R_GETPID, R_BOUND, M_GETPID)),
+        (
+            ROUND_TRIP,
+            "call round trip",
+            (GETPID, A_BOUND, X_GETPID, R_GETPID, R_BOUND, M_GETPID),
+        ),
         (ATTRIBUTE_CHAIN, 'os.path.join("a", "b")', (A_JOIN, X_JOIN, R_JOIN, M_JOIN)),
         (
             CONCURRENT,
@@ -229,6 +234,8 @@ def comparisons() -> list[Comparison]:
         Comparison(RAW_BLOCKING, RAW, None),
         Comparison(GETPID, RAW, 1.3),
         *(Comparison(GETPID, peer, 1.0) for peer in (X_GETPID, R_GETPID, R_BOUND, M_GETPID)),
+        Comparison(A_BOUND, R_BOUND, 1.0),
+        Comparison(A_BOUND, RAW, None),
         *(Comparison(peer, RAW, None) for peer in (X_GETPID, R_GETPID, R_BOUND, M_GETPID)),
         Comparison(A_CONNECT, PYTHON_S, 2.0),
         *(Comparison(A_CONNECT, peer, None) for peer in (X_CONNECT, R_CONNECT, M_CONNECT)),
@@ -560,10 +567,13 @@ async def measure_calls(run: Run, opened: Opened) -> dict[str, list[float]]:
     def join() -> Awaitable[Any]:
         return conn.modules.os.path.join("a", "b")
 
+    getpid = await aiopushy.byref(conn.modules.os.getpid)
+
     round_trip: list[Measure] = [
         run.guard(RAW, lambda: echo.round_trips(batch)),
         run.guard(RAW_BLOCKING, lambda: in_thread(blocking.round_trips, batch)),
         run.guard(GETPID, lambda: getpid_round_trips(conn, batch)),
+        run.guard(A_BOUND, lambda: mean_await(getpid, batch, conn.info["pid"])),
     ]
     chain: list[Measure] = [run.guard(A_JOIN, lambda: mean_await(join, batch, "a/b"))]
     for name, peer in opened.peers.items():
@@ -598,6 +608,7 @@ async def measure_calls(run: Run, opened: Opened) -> dict[str, list[float]]:
         for _ in range(max(1, settings.warmup_calls // batch)):
             await measure()
     run.round_trips[A_JOIN] = await count_aiopushy(conn, join)
+    run.round_trips[A_BOUND] = await count_aiopushy(conn, getpid)
     if isinstance(rpyc_peer := opened.peers.get(peers.RPYC), peers.Rpyc):
         counts = {
             R_GETPID: await in_thread(count_rpyc, rpyc_peer, rpyc_peer.getpid),

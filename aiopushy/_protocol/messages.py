@@ -62,11 +62,11 @@ EXITED = 3
 # Reference kinds: what a ``Ref`` placeholder names.
 REF_SENDER = 1  # (REF_SENDER, oid, type name): an object that lives with the sender
 REF_RECEIVER = 2  # (REF_RECEIVER, oid): an object the receiver exported earlier
-REF_EXPRESSION = 3  # (REF_EXPRESSION, root, ops): a lazy expression, controller -> remote
+REF_EXPRESSION = 3  # (REF_EXPRESSION, root or None for the modules, ops): controller -> remote
 REF_MODULES = 4  # (REF_MODULES,): the remote's module namespace (``conn.modules``)
 
-# Expression operations: each item of an expression's ``ops`` tuple.
-EX_GETATTR = 1  # (EX_GETATTR, name)
+# Expression operations: each item of an expression's ``ops`` tuple is an attribute name
+# (a ``str``: the most frequent step costs no tuple) or one of these tuples.
 EX_CALL = 2  # (EX_CALL, args, kwargs)
 EX_GETITEM = 3  # (EX_GETITEM, key)
 EX_BINARY = 4  # (EX_BINARY, operator name, other)

@@ -82,7 +82,6 @@ def _operator(name: Any, allowed: frozenset[str]) -> Callable[..., Any]:
 
 
 _STEPS: dict[int, Callable[[Any, tuple[Any, ...]], Any]] = {
-    m.EX_GETATTR: lambda obj, step: get_attribute(obj, step[1]),
     m.EX_CALL: lambda obj, step: obj(*step[1], **step[2]),
     m.EX_GETITEM: lambda obj, step: obj[step[1]],
     m.EX_BINARY: _binary,
@@ -91,11 +90,11 @@ _STEPS: dict[int, Callable[[Any, tuple[Any, ...]], Any]] = {
 }
 
 
-def evaluate(root: Any, ops: tuple[tuple[Any, ...], ...]) -> Any:
-    """Apply each step of an expression to ``root``."""
-    obj = root
-    for step in ops:
-        obj = _STEPS[step[0]](obj, step)
+def evaluate(root: Any, ops: tuple[Any, ...]) -> Any:
+    """Apply each step of an expression to ``root`` (``None``: the modules)."""
+    obj = MODULES if root is None else root
+    for step in ops:  # attribute steps come as bare names: the usual case
+        obj = get_attribute(obj, step) if type(step) is str else _STEPS[step[0]](obj, step)
     return obj
 
 
