@@ -228,6 +228,38 @@ def test_length_prefixes_cannot_force_huge_allocations(size: int) -> None:
             codec.decode(data, lambda payload: payload)
 
 
+@pytest.mark.parametrize(
+    ("opcode", "width"),
+    [
+        (0x8C, 1),
+        (0x58, 4),
+        (0x8D, 8),
+        (0x43, 1),
+        (0x42, 4),
+        (0x8E, 8),
+        (0x96, 8),
+        (0x8A, 1),
+        (0x8B, 4),
+        (0x68, 1),
+        (0x6A, 4),
+        (0x4B, 1),
+        (0x4D, 2),
+        (0x4A, 4),
+        (0x47, 8),
+        (0x95, 8),
+    ],
+)
+def test_every_operand_is_bounds_checked(opcode: int, width: int) -> None:
+    for size in range(width):  # the operand itself cut short
+        data = b"\x80\x05" + bytes([opcode]) + b"\x05" * size
+        with pytest.raises(codec.DecodeError, match="truncated"):
+            codec.decode(data, lambda payload: payload)
+    if opcode not in (0x68, 0x6A, 0x4B, 0x4D, 0x4A, 0x47, 0x95):  # a length: data cut short
+        data = b"\x80\x05" + bytes([opcode]) + (5).to_bytes(width, "little") + b"ab."
+        with pytest.raises(codec.DecodeError, match="truncated"):
+            codec.decode(data, lambda payload: payload)
+
+
 @given(values)
 def test_trusted_and_strict_decoders_agree(value: Any) -> None:
     data = codec.encode(value, _no_refs)

@@ -32,11 +32,26 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "Ellipsis"): Ellipsis,
 }
 
+_U1 = struct.Struct("<B")
 _U2 = struct.Struct("<H")
 _U4 = struct.Struct("<I")
 _I4 = struct.Struct("<i")
 _U8 = struct.Struct("<Q")
 _F8 = struct.Struct(">d")
+
+
+# The length prefix of each opcode followed by that many bytes of data.
+_TEXT = {0x8C: _U1, 0x58: _U4, 0x8D: _U8}  # SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
+_SIZED = {
+    **_TEXT,
+    0x43: _U1,  # SHORT_BINBYTES
+    0x42: _U4,  # BINBYTES
+    0x8E: _U8,  # BINBYTES8
+    0x96: _U8,  # BYTEARRAY8
+    0x8A: _U1,  # LONG1
+    0x8B: _U4,  # LONG4
+}
+_MEMO_INDEX = {0x68: _U1, 0x6A: _U4}  # BINGET, LONG_BINGET
 
 
 class StrictDecodeError(Exception):
@@ -80,24 +95,25 @@ def loads(data: bytes, persistent_load: Callable[[Any], Any]) -> Any:  # noqa: P
             if not stack:
                 raise StrictDecodeError("MEMOIZE on an empty stack")
             memo.append(stack[-1])
-        elif op in {0x8C, 0x58, 0x8D}:  # SHORT_BINUNICODE, BINUNICODE(8)
-            if op == 0x8C:
-                if pos >= end:
-                    raise _truncated()
-                size = data[pos]
-                pos += 1
-            else:
-                unpack = _U4 if op == 0x58 else _U8
-                if pos + unpack.size > end:
-                    raise _truncated()
-                size = unpack.unpack_from(data, pos)[0]
-                pos += unpack.size
+        elif op in _SIZED:  # strings, bytes, bytearrays, long integers
+            prefix = _SIZED[op]
+            if pos + prefix.size > end:
+                raise _truncated()
+            size = prefix.unpack_from(data, pos)[0]
+            pos += prefix.size
             if pos + size > end:
                 raise _truncated()
-            try:
-                push(str(view[pos : pos + size], "utf-8", "surrogatepass"))
-            except UnicodeDecodeError:
-                raise StrictDecodeError("invalid UTF-8 in a string") from None
+            if op in _TEXT:
+                try:
+                    push(str(view[pos : pos + size], "utf-8", "surrogatepass"))
+                except UnicodeDecodeError:
+                    raise StrictDecodeError("invalid UTF-8 in a string") from None
+            elif op == 0x96:
+                push(bytearray(view[pos : pos + size]))
+            elif op in {0x8A, 0x8B}:
+                push(int.from_bytes(data[pos : pos + size], "little", signed=True))
+            else:
+                push(data[pos : pos + size])
             pos += size
         elif op == 0x4B:  # BININT1
             if pos >= end:
@@ -160,17 +176,12 @@ def loads(data: bytes, persistent_load: Callable[[Any], Any]) -> Any:  # noqa: P
             push(())
         elif op == 0x8F:  # EMPTY_SET
             push(set())
-        elif op in {0x68, 0x6A}:  # BINGET, LONG_BINGET
-            if op == 0x68:
-                if pos >= end:
-                    raise _truncated()
-                index = data[pos]
-                pos += 1
-            else:
-                if pos + 4 > end:
-                    raise _truncated()
-                index = _U4.unpack_from(data, pos)[0]
-                pos += 4
+        elif op in _MEMO_INDEX:
+            prefix = _MEMO_INDEX[op]
+            if pos + prefix.size > end:
+                raise _truncated()
+            index = prefix.unpack_from(data, pos)[0]
+            pos += prefix.size
             if index >= len(memo):
                 raise StrictDecodeError("memo index out of range")
             push(memo[index])
@@ -184,18 +195,6 @@ def loads(data: bytes, persistent_load: Callable[[Any], Any]) -> Any:  # noqa: P
             if pos != end:
                 raise StrictDecodeError("trailing bytes after STOP")
             return stack[0]
-        elif op in {0x43, 0x42, 0x8E, 0x96}:
-            # SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
-            unpack = _U4 if op == 0x42 else _U8
-            width = 1 if op == 0x43 else unpack.size
-            if pos + width > end:
-                raise _truncated()
-            size = data[pos] if op == 0x43 else unpack.unpack_from(data, pos)[0]
-            pos += width
-            if pos + size > end:
-                raise _truncated()
-            push(bytearray(view[pos : pos + size]) if op == 0x96 else data[pos : pos + size])
-            pos += size
         elif op in {0x61, 0x73}:  # APPEND, SETITEM
             count = 1 if op == 0x61 else 2
             if len(stack) - floor < count:
@@ -206,16 +205,6 @@ def loads(data: bytes, persistent_load: Callable[[Any], Any]) -> Any:  # noqa: P
             if len(stack) <= floor or type(stack[-1]) is not kind:
                 raise _not_on_stack(kind)
             _add_items(stack[-1], items)
-        elif op in {0x8A, 0x8B}:  # LONG1, LONG4
-            width = 1 if op == 0x8A else 4
-            if pos + width > end:
-                raise _truncated()
-            size = data[pos] if op == 0x8A else _U4.unpack_from(data, pos)[0]
-            pos += width
-            if pos + size > end:
-                raise _truncated()
-            push(int.from_bytes(data[pos : pos + size], "little", signed=True))
-            pos += size
         elif op == 0x47:  # BINFLOAT
             if pos + 8 > end:
                 raise _truncated()
