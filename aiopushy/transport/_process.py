@@ -54,11 +54,6 @@ class _OutputProtocol(asyncio.Protocol):
 
     def __init__(self, output: FedStream) -> None:
         self.output = output
-        self.transport: asyncio.ReadTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.ReadTransport)
-        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.output.feed(data)
@@ -68,8 +63,7 @@ class _OutputProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.output._ended:
-            self.output.feed_eof()
+        self.output.feed_eof()  # a read error, or our side closed: no more data either way
 
 
 class _StderrProtocol(asyncio.subprocess.SubprocessStreamProtocol):

@@ -125,7 +125,9 @@ class FedStream(ByteReceiveStream):
         self._wake()
 
     def feed_eof(self) -> None:
-        """The end of the stream (from the protocol)."""
+        """The end of the stream (from the protocol); later calls change nothing."""
+        if self._ended:
+            return
         self._ended = True
         if self._at_end is not None:
             self._at_end()
