@@ -457,8 +457,24 @@ async def gather(
         session._request_many(requests, return_exceptions)
         for session, (_, requests) in batches.items()
     ]
-    values = [await runs[0]] if len(runs) == 1 else await asyncio.gather(*runs)
+    if len(runs) == 1:
+        values = [await runs[0]]
+    else:  # a task per session; the first failure cancels the others
+        tasks = [asyncio.ensure_future(run) for run in runs]
+        for task in tasks:
+            task.add_done_callback(_retrieve)
+        try:
+            values = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
     for (positions, _), answers in zip(batches.values(), values, strict=True):
         for index, answer in zip(positions, answers, strict=True):
             results[index] = answer
     return results
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a task's failure as seen: the caller got the first one already."""
+    if not task.cancelled():
+        task.exception()

@@ -483,8 +483,8 @@ class Session:
                 futures.append(future)
                 try:
                     await self._send(m.REQUEST, request_id, body)
-                except ConnectionLost:  # the session failed: so did every pending future
-                    if not return_exceptions:
+                except Exception:  # the session failed: so did every pending future
+                    if not return_exceptions or self._error is None:
                         raise
             return await asyncio.gather(*futures, return_exceptions=return_exceptions)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import anyio
@@ -75,6 +76,33 @@ async def test_a_closed_session_fails_each_of_its_expressions(
     assert values[0] == 3 and isinstance(values[1], pushy.ConnectionLost)
     with pytest.raises(pushy.ConnectionLost):
         await pushy.gather(other.modules.os.getpid())
+
+
+async def test_failures_in_several_sessions_report_one_and_leak_none(
+    conn: pushy.Session, remote_python: str
+) -> None:
+    reported: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: reported.append(context))
+    try:
+        closed = [await pushy.connect("local:", python=remote_python) for _ in range(2)]
+        for session in closed:
+            await session.close()
+        with pytest.raises(pushy.ConnectionLost):
+            await pushy.gather(*(session.modules.os.getpid() for session in closed))
+        async with pushy.connect("local:", python=remote_python) as other:
+            started = time.monotonic()
+            with pytest.raises(ZeroDivisionError):  # at once: conn's slow call is abandoned
+                await pushy.gather(
+                    conn.modules.time.sleep(5), other.modules.operator.truediv(1, 0)
+                )
+            assert time.monotonic() - started < 4
+        await asyncio.sleep(0.05)
+        gc.collect()
+        assert reported == []  # no "exception was never retrieved"
+        assert conn.statistics()["pending"] == 0
+    finally:
+        loop.set_exception_handler(None)
 
 
 async def test_cancelling_leaves_nothing_pending(conn: pushy.Session) -> None:
