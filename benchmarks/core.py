@@ -421,11 +421,26 @@ def format_span(stats: dict[str, Any], key: str | None = None) -> str:
     return f"{format_seconds(stats['p10'], unit)}-{format_seconds(stats['p90'], unit)} {name}"
 
 
-def table(results: dict[str, Any]) -> str:
-    """The results as one Markdown table, columns padded for reading in a terminal.
+def markdown(rows: list[list[str]]) -> str:
+    """Rows (the first is the header) as a Markdown table, columns padded for reading in
+    a terminal."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
 
-    A system compared with several baselines gets one row per comparison.
-    """
+
+def table(results: dict[str, Any]) -> str:
+    """The results as one Markdown table (see ``table_rows``)."""
+    return markdown(table_rows(results))
+
+
+def table_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The rows of ``table``, header first; a system compared with several baselines gets
+    one row per comparison."""
     comparisons: dict[str, list[dict[str, Any]]] = {}
     for c in results["comparisons"]:
         comparisons.setdefault(c["system"], []).append(c)
@@ -446,13 +461,7 @@ def table(results: dict[str, Any]) -> str:
                         met = "met" if comparison["met"] else "not met"
                 rows.append([*cells, ratio, target, met])
                 cells = ["", "", "", ""]  # further comparisons of the same system
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
-        for row in rows
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return rows
 
 
 def header(python: str, settings: Settings) -> str:

@@ -70,12 +70,13 @@ from .core import (
     Comparison,
     environment,
     family_parser,
+    markdown,
     progress,
     report,
     run_family,
+    table_rows,
 )
 from .core import summarize as core_summarize
-from .core import table as core_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -365,31 +366,10 @@ def memory_report(
 # -- tables --------------------------------------------------------------------------------
 
 
-def markdown(rows: list[list[str]]) -> str:
-    """Rows (the first is the header) as a Markdown table padded like ``core.table``."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
-        for row in rows
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
-def parse_markdown(text: str) -> list[list[str]]:
-    """The rows of a table made by ``markdown`` or ``core.table`` (without the rule)."""
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("|-"):
-            continue
-        rows.append([cell.strip() for cell in line.strip()[1:-1].split(" | ")])
-    return rows
-
-
 def table(results: dict[str, Any]) -> str:
-    """``core.table`` of the wall times, with a "skipped: reason" row per skipped system
+    """``core.table_rows`` of the wall times, with a "skipped: reason" row per skipped system
     at the end of its scenario."""
-    rows = parse_markdown(core_table(results))
+    rows = table_rows(results)
     scenario_of = {scenario["label"]: key for key, scenario in results["scenarios"].items()}
     skipped = results["meta"]["skipped"]
     out = rows[:1]

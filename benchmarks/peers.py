@@ -63,6 +63,7 @@ from .core import (
     family_parser,
     finish,
     getpid_round_trips,
+    markdown,
     ping_pong,
     progress,
     report,
@@ -1073,16 +1074,6 @@ def throughput(run: Run, results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 # -- report ----------------------------------------------------------------------------------
-
-
-def markdown(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
-        for row in rows
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
 
 
 def throughput_table(results: dict[str, Any]) -> str:
