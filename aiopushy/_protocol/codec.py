@@ -53,7 +53,8 @@ VALUE_TYPES = frozenset(
     }
 )
 
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+#: The only globals either decoder loads: what pickle names to rebuild our value types.
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "slice"): slice,
     ("builtins", "range"): range,
     ("builtins", "complex"): complex,
@@ -85,15 +86,13 @@ class _Unpickler(Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return _ALLOWED_GLOBALS[(module, name)]
+            return ALLOWED_GLOBALS[(module, name)]
         except (KeyError, TypeError):
             raise DecodeError(f"refusing to load global {module!s:.80}.{name!s:.80}") from None
 
     def persistent_load(self, pid: Any) -> Any:
         try:
-            if type(pid) is not tuple or not pid:
-                raise DecodeError("malformed reference")
-            return self.resolve(pid)
+            return _checked_resolve(self.resolve, pid)
         except BaseException as exc:
             self.error = exc  # raised again as itself, not as an unpickling error
             raise

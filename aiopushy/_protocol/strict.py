@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import struct
 
+from .codec import ALLOWED_GLOBALS
+
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("builtins", "slice"): slice,
-    ("builtins", "range"): range,
-    ("builtins", "complex"): complex,
-    ("builtins", "Ellipsis"): Ellipsis,
-}
 
 _U1 = struct.Struct("<B")
 _U2 = struct.Struct("<H")
@@ -247,7 +243,7 @@ def _add_items(target: Any, items: list[Any]) -> None:
 
 def _global(module: Any, name: Any) -> Any:
     try:
-        return _ALLOWED_GLOBALS[(module, name)]
+        return ALLOWED_GLOBALS[(module, name)]
     except (KeyError, TypeError):
         raise StrictDecodeError(f"refusing to load global {module!s:.80}.{name!s:.80}") from None
 
