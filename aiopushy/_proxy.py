@@ -68,7 +68,7 @@ class RemoteNode:
     __slots__ = ()
     _pushy_session: Session
 
-    def _pushy_derive(self, step: str | tuple[Any, ...]) -> LazyRef:
+    def _pushy_derive(self, step: Step) -> LazyRef:
         raise NotImplementedError
 
     def __getattr__(self, name: str) -> LazyRef:
@@ -262,7 +262,7 @@ class Proxy(RemoteNode):
         self._pushy_oid = oid
         self._pushy_type = type_name
 
-    def _pushy_derive(self, step: str | tuple[Any, ...]) -> LazyRef:
+    def _pushy_derive(self, step: Step) -> LazyRef:
         return LazyRef(self._pushy_session, self, (step,))
 
     def __await__(self) -> Generator[Any, None, Proxy]:
@@ -289,7 +289,7 @@ class LazyRef(RemoteNode):
         self._pushy_ops = ops
         self._pushy_used = False
 
-    def _pushy_derive(self, step: str | tuple[Any, ...]) -> LazyRef:
+    def _pushy_derive(self, step: Step) -> LazyRef:
         self._pushy_used = True
         return LazyRef(self._pushy_session, self._pushy_root, (*self._pushy_ops, step))
 

@@ -513,8 +513,6 @@ class Session:
             mark_used(obj)
             root = obj._pushy_root
             return (m.REF_EXPRESSION, None if root is MODULES else root, obj._pushy_ops)
-        if obj is MODULES:
-            return (m.REF_MODULES,)
         if isinstance(obj, RemoteNode) and obj._pushy_session is not self:
             raise ValueError(f"{obj!r} belongs to another session ({obj._pushy_session})")
         return self._refs.reference(obj)

@@ -63,7 +63,6 @@ EXITED = 3
 REF_SENDER = 1  # (REF_SENDER, oid, type name): an object that lives with the sender
 REF_RECEIVER = 2  # (REF_RECEIVER, oid): an object the receiver exported earlier
 REF_EXPRESSION = 3  # (REF_EXPRESSION, root or None for the modules, ops): controller -> remote
-REF_MODULES = 4  # (REF_MODULES,): the remote's module namespace (``conn.modules``)
 
 # Expression operations: each item of an expression's ``ops`` tuple is an attribute name
 # (a ``str``: the most frequent step costs no tuple) or one of these tuples.

@@ -27,7 +27,7 @@ from .._protocol.framing import Frame
 from .._protocol.references import References
 from . import output
 from .channel import Channel
-from .operations import MODULES, Operations, evaluate
+from .operations import Operations, evaluate
 
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
@@ -80,7 +80,6 @@ class Peer:
         self.channel = channel
         self.refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
         self.refs.resolvers[m.REF_EXPRESSION] = self._resolve_expression
-        self.refs.resolvers[m.REF_MODULES] = lambda payload: MODULES
         self._encoder = codec.Encoder(self.refs.reference)
         self.operations = Operations(self.statistics)
         self.stopped = threading.Event()
