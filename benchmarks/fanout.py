@@ -449,17 +449,6 @@ def header(where: str, python: str, settings: FanoutSettings) -> str:
 # -- the run -----------------------------------------------------------------------------------
 
 
-def ssh_missing() -> str | None:
-    """Why the ssh fan-out cannot run here, or None."""
-    from tests.sshservers import SSHD
-
-    if SSHD is None:
-        return "OpenSSH's sshd is not installed (apt-get install openssh-server)"
-    if shutil.which("ssh") is None:
-        return "the OpenSSH client ssh is not installed (apt-get install openssh-client)"
-    return None
-
-
 def write_fleet(fleet: Any, directory: Path) -> Path:
     """The fleet's description for the workers, with an ssh config for the peers."""
     config = directory / "ssh_config"
@@ -520,8 +509,10 @@ def run_and_report(python: str, quick: bool, ssh: bool) -> dict[str, Any]:
     results["local"] = measure("local", python, settings, None)
     print_tables(results["local"])
     if ssh:
+        from tests.sshservers import sshd_missing
+
         print(flush=True)
-        reason = ssh_missing()
+        reason = sshd_missing(client=True)
         if reason is not None:
             print(f"ssh fan-out skipped: {reason}", flush=True)
             results["ssh"] = {"skipped": reason}

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import subprocess
 import tempfile
 import time
@@ -40,7 +39,7 @@ import aiopushy
 from aiopushy.transport import _asyncssh
 from aiopushy.transport._nativessh import ssh_options
 from aiopushy.transport._sshcommon import make_options
-from tests.sshservers import SSHD, Server, openssh_server
+from tests.sshservers import Server, openssh_server, sshd_missing
 
 from .core import (
     OPERATION_TIMEOUT,
@@ -114,15 +113,6 @@ QUICK = Settings(
     warmup_starts=1,
     budget=4.0,
 )
-
-
-def missing() -> str | None:
-    """Why the ssh scenarios cannot run here, or None."""
-    if SSHD is None:
-        return "OpenSSH's sshd is not installed (apt-get install openssh-server)"
-    if shutil.which("ssh") is None:
-        return "the OpenSSH client ssh is not installed (apt-get install openssh-client)"
-    return None
 
 
 def ssh_argv(kwargs: dict[str, Any], command: str) -> list[str]:
@@ -305,7 +295,7 @@ def run_and_report(python: str, quick: bool) -> dict[str, Any]:
     Without sshd (or ssh), print why and give ``{"skipped": reason}``.
     """
     print(flush=True)
-    reason = missing()
+    reason = sshd_missing(client=True)
     if reason is not None:
         print(f"ssh benchmarks skipped: {reason}", flush=True)
         return {"skipped": reason}

@@ -3,14 +3,11 @@ judged."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from .sshservers import SSHD
+from .sshservers import require_sshd, sshd_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("raw_ping_pong", "aiopushy_round_trip", "baseline_startup", "aiopushy_connect")
@@ -51,10 +48,7 @@ def test_quick_benchmark_run_writes_all_scenarios(tmp_path):
 
 
 def test_quick_ssh_benchmark_run_writes_the_ssh_scenarios(tmp_path):
-    if SSHD is None or shutil.which("ssh") is None:
-        if os.environ.get("CI"):
-            pytest.fail("sshd and ssh are required in CI (apt-get install openssh-server)")
-        pytest.skip("OpenSSH's sshd or ssh is not installed (apt-get install openssh-server)")
+    require_sshd(client=True)
     completed, results = run_quick(tmp_path / "results.json", "--ssh")
     assert "## ssh on loopback" in completed.stdout
     assert_positive(results, SCENARIOS)
@@ -64,9 +58,9 @@ def test_quick_ssh_benchmark_run_writes_the_ssh_scenarios(tmp_path):
 
 def test_quick_fanout_benchmark_run_measures_every_installed_system(tmp_path):
     options = ["--ssh"]
-    if SSHD is None or shutil.which("ssh") is None:
+    if sshd_missing(client=True) is not None:
         if os.environ.get("CI"):
-            pytest.fail("sshd and ssh are required in CI (apt-get install openssh-server)")
+            require_sshd(client=True)  # fails, naming what is missing
         options = []  # the local fan-out only
     _, results = run_quick(
         tmp_path / "fanout.json", *options, module="benchmarks.fanout", timeout=120
