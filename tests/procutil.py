@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import anyio
 
@@ -55,3 +57,49 @@ async def wait_until(predicate: Callable[[], object], seconds: float) -> bool:
             return True
         await anyio.sleep(0.05)
     return bool(predicate())
+
+
+#: The signals whose inherited dispositions the remote resets.
+HANGUP_SIGNALS = {signal.SIGHUP, signal.SIGINT, signal.SIGPIPE}
+
+#: A remote expression: the signal masks that ``/proc`` shows ignored, in hexadecimal,
+#: for the remote interpreter and for a program it starts with ``subprocess``.
+REMOTE_IGNORED_MASKS = (
+    "[line.split()[1] for line in open('/proc/self/status') if line.startswith('SigIgn:')]"
+    " + __import__('subprocess').run(['grep', 'SigIgn:', '/proc/self/status'],"
+    " capture_output=True, text=True, check=True).stdout.split()[1:]"
+)
+
+
+def ignored_hangup_signals(mask: str) -> set[signal.Signals]:
+    """Which of ``HANGUP_SIGNALS`` a ``/proc/PID/status`` ``SigIgn`` mask ignores."""
+    bits = int(mask, 16)
+    return {s for s in HANGUP_SIGNALS if bits & (1 << (s - 1))}
+
+
+#: What an interpreter started from a terminal has: Python ignores SIGPIPE itself (and
+#: ``subprocess`` restores it for the programs it starts); SIGHUP and SIGINT are live.
+TERMINAL_IGNORES = ({signal.SIGPIPE}, set[signal.Signals]())
+
+
+def check_terminal_dispositions(masks: list[str]) -> None:
+    """Assert that ``REMOTE_IGNORED_MASKS``' answer matches ``TERMINAL_IGNORES``."""
+    found = tuple(ignored_hangup_signals(mask) for mask in masks)
+    assert found == TERMINAL_IGNORES, f"ignored (remote, its child): {found}"
+
+
+@contextlib.contextmanager
+def inherited_dispositions(ignored: bool) -> Iterator[None]:
+    """Give this process SIGHUP and SIGINT ignored (as under ``nohup`` in a background
+    job) or at their interactive dispositions, so that what it starts inherits them;
+    restores the previous ones after."""
+    wanted = {
+        signal.SIGHUP: signal.SIG_IGN if ignored else signal.SIG_DFL,
+        signal.SIGINT: signal.SIG_IGN if ignored else signal.default_int_handler,
+    }
+    previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -15,7 +15,14 @@ import pytest
 
 import aiopushy as pushy
 
-from .procutil import alive, command_name, wait_until
+from .procutil import (
+    REMOTE_IGNORED_MASKS,
+    alive,
+    check_terminal_dispositions,
+    command_name,
+    inherited_dispositions,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -136,10 +143,15 @@ async def test_remote_exits_when_its_input_closes(conn: pushy.Session) -> None:
     assert await wait_until(lambda: not alive(pid), 5)
 
 
+@pytest.mark.parametrize("ignored", [False, True], ids=["terminal", "nohup-background"])
 async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
-    remote_python: str,
+    remote_python: str, ignored: bool
 ) -> None:
-    async with pushy.connect("local:", python=remote_python) as conn:
+    """Whatever SIGHUP disposition the controller has, the remote's children get the
+    default one, so the session's hang-up ends them."""
+    with inherited_dispositions(ignored):
+        conn = await pushy.connect("local:", python=remote_python)
+    async with conn:
         plain = await conn.eval("__import__('subprocess').Popen(['sleep', '60']).pid")
         nohup = await conn.eval("__import__('subprocess').Popen(['nohup', 'sleep', '61']).pid")
         daemon = await conn.eval(
@@ -157,6 +169,22 @@ async def test_close_hangs_up_children_but_spares_nohup_and_daemons(
         for pid in (plain, nohup, daemon):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+async def test_remote_starts_with_terminal_dispositions_whatever_it_inherits(
+    remote_python: str,
+) -> None:
+    """A controller under ``nohup`` in a background job ignores SIGHUP and SIGINT; the
+    remote it starts (directly, or through another session with ``via``) and the
+    programs the remote starts do not."""
+    with inherited_dispositions(ignored=True):
+        outer = await pushy.connect("local:", python=remote_python)
+    async with outer:
+        check_terminal_dispositions(await outer.eval(REMOTE_IGNORED_MASKS))
+        # The relayed interpreter is started by the remote, whose SIGHUP is live again.
+        python = ["nohup", outer.info["executable"]]
+        async with pushy.connect("local:", via=outer, python=python) as inner:
+            check_terminal_dispositions(await inner.eval(REMOTE_IGNORED_MASKS))
 
 
 async def test_close_is_bounded_when_background_jobs_hold_the_pipes(

@@ -17,7 +17,12 @@ import aiopushy as pushy
 from aiopushy.server.pipe import serve_pipe
 from aiopushy.transport.smb import make_options, parse_address
 
-from .procutil import wait_until
+from .procutil import (
+    REMOTE_IGNORED_MASKS,
+    check_terminal_dispositions,
+    inherited_dispositions,
+    wait_until,
+)
 from .smbservers import PASSWORD, SMBD, USER, impacket_server, samba_server
 
 pytestmark = pytest.mark.anyio
@@ -93,6 +98,17 @@ async def test_session_over_impacket(impacket_smb: dict[str, object]) -> None:
     async with pushy.connect("smb:127.0.0.1", **impacket_smb) as conn:
         assert await conn.eval("1 + 1") == 2
         assert await conn.modules.os.getpid() == conn.info["pid"]
+
+
+async def test_remote_starts_with_terminal_dispositions(
+    impacket_smb: dict[str, object],
+) -> None:
+    """The pipe server, here in the test's process, starts each remote; run under
+    ``nohup`` in a background job it would hand down ignored SIGHUP and SIGINT."""
+    with inherited_dispositions(ignored=True):
+        conn = await pushy.connect("smb:127.0.0.1", **impacket_smb)
+    async with conn:
+        check_terminal_dispositions(await conn.eval(REMOTE_IGNORED_MASKS))
 
 
 async def test_core_behaviour_over_smb(impacket_smb: dict[str, object]) -> None:

@@ -29,7 +29,12 @@ from aiopushy.transport._sshcommon import (
 )
 
 from .netutil import free_port
-from .procutil import children
+from .procutil import (
+    REMOTE_IGNORED_MASKS,
+    check_terminal_dispositions,
+    children,
+    inherited_dispositions,
+)
 from .sshservers import PASSWORD, Server, asyncssh_server
 
 pytestmark = pytest.mark.anyio
@@ -281,6 +286,21 @@ async def test_key_auth_against_asyncssh_server(asyncssh_srv: Server) -> None:
         "ssh:127.0.0.1", python=sys.executable, **asyncssh_srv.connect_kwargs()
     ) as conn:
         assert await conn.modules.os.getpid() == conn.info["pid"]
+
+
+async def test_remote_starts_with_terminal_dispositions(
+    asyncssh_srv: Server, native: bool
+) -> None:
+    """The test's own asyncssh server starts the remote with SIGHUP and SIGINT ignored,
+    as a server run under ``nohup`` in a background job would; the remote resets them."""
+    with inherited_dispositions(ignored=True):
+        conn = await pushy.connect(
+            "ssh:127.0.0.1",
+            python=sys.executable,
+            **asyncssh_srv.connect_kwargs(use_native=native),
+        )
+    async with conn:
+        check_terminal_dispositions(await conn.eval(REMOTE_IGNORED_MASKS))
 
 
 async def test_tunnel_through_a_jump_host(openssh: Server, native: bool) -> None:

@@ -1,9 +1,11 @@
 """Entry point of the remote interpreter, called by the bootstrap once the code is loaded.
 
-Start-up: move the protocol off file descriptors 0 and 1 (so that user code and child
-processes can neither read our input nor corrupt our output), say ``HELLO``, apply the
-controller's ``SETUP``, then serve until input closes or heartbeats stop. On the way out
-the process group gets ``SIGHUP``, as a closing terminal or SSH session would give it.
+Start-up: lead a session of our own with the signal dispositions of an interpreter
+started from a terminal, move the protocol off file descriptors 0 and 1 (so that user
+code and child processes can neither read our input nor corrupt our output), say
+``HELLO``, apply the controller's ``SETUP``, then serve until input closes or heartbeats
+stop. On the way out the process group gets ``SIGHUP``, as a closing terminal or SSH
+session would give it.
 """
 
 from __future__ import annotations
@@ -86,6 +88,24 @@ def grow_pipes(*fds: int) -> None:
             pass
 
 
+def default_signals() -> None:
+    """Give SIGHUP and SIGINT the dispositions they have in an interpreter started from a
+    terminal: default, and ``KeyboardInterrupt``.
+
+    Ignored dispositions are inherited: a controller or server run under ``nohup`` or as
+    a background job would otherwise hand its ignored SIGHUP and SIGINT to us and to
+    every process the remote code starts, which would then survive the session's hang-up.
+    (SIGPIPE needs nothing: every Python interpreter ignores it itself, and
+    ``subprocess`` restores it for the programs it starts.)
+    """
+    import _signal  # type: ignore[import-not-found]  # signal builds enums: ms at start-up
+
+    for name, handler in (("SIGHUP", _signal.SIG_DFL), ("SIGINT", _signal.default_int_handler)):
+        number = getattr(_signal, name, None)
+        if number is not None:
+            _signal.signal(number, handler)
+
+
 def hang_up() -> None:
     """Send SIGHUP to our process group, as a terminal or SSH session closing would."""
     if not hasattr(os, "killpg"):
@@ -135,6 +155,7 @@ def main(max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         os.setsid()  # lead our own session and process group, as an SSH session does
     except (AttributeError, OSError):
         pass
+    default_signals()
     fd_in, fd_out, stdout_pipe = take_standard_streams()
     grow_pipes(fd_in, fd_out)
 
