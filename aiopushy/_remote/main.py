@@ -10,6 +10,7 @@ session would give it.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal builds enums: ms at start-up
 import os
 import sys
 import time
@@ -98,8 +99,6 @@ def default_signals() -> None:
     (SIGPIPE needs nothing: every Python interpreter ignores it itself, and
     ``subprocess`` restores it for the programs it starts.)
     """
-    import _signal  # type: ignore[import-not-found]  # signal builds enums: ms at start-up
-
     for name, handler in (("SIGHUP", _signal.SIG_DFL), ("SIGINT", _signal.default_int_handler)):
         number = getattr(_signal, name, None)
         if number is not None:
@@ -110,8 +109,6 @@ def hang_up() -> None:
     """Send SIGHUP to our process group, as a terminal or SSH session closing would."""
     if not hasattr(os, "killpg"):
         return
-    import _signal  # type: ignore[import-not-found]  # signal builds enums: ms at every exit
-
     try:
         if os.getpgrp() != os.getpid():
             return
