@@ -60,8 +60,15 @@ class FanoutError(PushyError):
         super().__init__(f"{len(self.failed)} of {len(results)} targets failed: {names}{more}")
 
 
+def output_prefix(target: str) -> str:
+    """What each line of ``target``'s output starts with: the target and a colon, one
+    colon only when the target ends with one (``local: ``, ``ssh:web1: ``)."""
+    return f"{target.removesuffix(':')}: "
+
+
 def prefixed_output(target: str) -> OutputHandler:
-    """An output handler writing whole lines prefixed with ``target``."""
+    """An output handler writing whole lines prefixed with ``output_prefix(target)``."""
+    prefix = output_prefix(target)
     partial = {"stdout": b"", "stderr": b""}
 
     def write(stream: str, data: bytes) -> None:
@@ -69,7 +76,7 @@ def prefixed_output(target: str) -> OutputHandler:
         partial[stream] = lines.pop()
         out = sys.stderr if stream == "stderr" else sys.stdout
         for line in lines:
-            out.write(f"{target}: {line.decode('utf-8', 'replace')}\n")
+            out.write(f"{prefix}{line.decode('utf-8', 'replace')}\n")
         out.flush()
 
     return write

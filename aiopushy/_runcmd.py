@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +58,109 @@ def read_hosts(path: str) -> list[HostEntry]:
     return entries
 
 
-def _job(args: argparse.Namespace) -> Any:
-    code = Path(args.script).read_text(encoding="utf-8") if args.script else args.code
+class UsageError(Exception):
+    """A run that cannot start as asked (exit status 2); the message is one line."""
 
-    async def job(conn: Session) -> Any:
+
+def _code_to_run(args: argparse.Namespace) -> str:
+    """The code ``-e``, ``-c`` or ``-f`` gives, read and checked before any target starts.
+
+    Raises:
+        UsageError: the script cannot be read, or ``-e`` was given a statement.
+    """
+    if args.script is not None:
+        try:
+            return Path(args.script).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.script}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"cannot read {args.script}: not UTF-8 text ({exc})") from exc
+    if args.expression is None:
+        return str(args.code)
+    try:
+        compile(args.expression, "<-e>", "eval")
+    except SyntaxError:
+        # Only a certain statement is refused here; any other syntax error is the remote's
+        # to judge, since its Python may be newer than ours.
+        try:
+            compile(args.expression, "<-e>", "exec")
+        except SyntaxError:
+            pass
+        else:
+            raise UsageError(
+                f"-e takes an expression, and {args.expression!r} is a statement: "
+                "use -c to execute statements"
+            ) from None
+    return str(args.expression)
+
+
+#: How deep ``json_value`` follows lists and dicts before it gives up on JSON.
+JSON_MAX_DEPTH = 100
+
+
+class _NotJSON(Exception):
+    pass
+
+
+def json_value(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON represents it exactly, for ``--json``.
+
+    ``None``, ``bool``, ``int``, ``str``, finite ``float``, and ``list``, ``tuple`` (an
+    array) and ``dict`` with ``str`` keys made of these, at most ``JSON_MAX_DEPTH`` deep.
+
+    Raises:
+        _NotJSON: anything else (the caller shows the ``repr`` instead).
+    """
+    kind = type(value)
+    if value is None or kind in (bool, int, str):
+        return value
+    if kind is float and math.isfinite(value):
+        return value
+    if depth < JSON_MAX_DEPTH:
+        if kind in (list, tuple):
+            return [json_value(item, depth + 1) for item in value]
+        if kind is dict and all(type(key) is str for key in value):
+            return {key: json_value(item, depth + 1) for key, item in value.items()}
+    raise _NotJSON
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A target's value as the command shows it.
+
+    Attributes:
+        text: its ``repr`` (computed remotely for a proxy), for the table.
+        json: the value itself where JSON represents it exactly, else ``text``.
+        is_repr: whether ``json`` fell back to ``text``.
+    """
+
+    text: str
+    json: Any
+    is_repr: bool
+
+
+def _job(args: argparse.Namespace, code: str) -> Callable[[Session], Awaitable[Shown]]:
+    async def job(conn: Session) -> Shown:
         if args.expression is not None:
-            value = await conn.eval(args.expression)
+            value = await conn.eval(code)
         else:
             await conn.execute(code)
             value = None
         if isinstance(value, Proxy):
-            return await conn.modules.builtins.repr(value)
-        return repr(value)
+            text = await conn.modules.builtins.repr(value)
+            return Shown(text, text, is_repr=True)
+        text = repr(value)
+        try:
+            return Shown(text, json_value(value), is_repr=False)
+        except _NotJSON:
+            return Shown(text, text, is_repr=True)
 
     return job
 
 
 def _describe(result: Result) -> str:
     if result.ok:
-        return str(result.value)
+        return str(result.value.text)
     error = result.error
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
@@ -90,7 +177,8 @@ def _print_json(results: list[Result]) -> None:
         record = {
             "target": result.target,
             "ok": result.ok,
-            "value": result.value if result.ok else None,
+            "value": result.value.json if result.ok else None,
+            "repr": result.value.is_repr if result.ok else False,
             "error": None if result.ok else _describe(result),
             "elapsed": round(result.elapsed, 6),
         }
@@ -183,6 +271,11 @@ async def run(args: argparse.Namespace) -> int:
     if not entries:
         print("aiopushy run: no targets (give TARGET... or --hosts FILE)", file=sys.stderr)
         return 2
+    try:
+        code = _code_to_run(args)
+    except UsageError as exc:
+        print(f"aiopushy run: {exc}", file=sys.stderr)
+        return 2
     targets = [target for target, _ in entries]
     per_target = {target: options for target, options in entries if options}
     options: dict[str, Any] = {}
@@ -193,7 +286,7 @@ async def run(args: argparse.Namespace) -> int:
     with bar if bar is not None else contextlib.nullcontext():
         results = await fanout(
             targets,
-            _job(args),
+            _job(args, code),
             limit=args.limit,
             timeout=args.timeout,
             connect_kwargs=options,
@@ -206,9 +299,8 @@ async def run(args: argparse.Namespace) -> int:
     (_print_json if args.json else _print_table)(results)
     failed = [r for r in results if not r.ok]
     if failed:
-        print(f"{len(failed)} of {len(results)} targets failed:", file=sys.stderr)
-        for result in failed:
-            print(f"  {result.target}: {_describe(result)}", file=sys.stderr)
+        # Each failure has its row above: the summary only counts them.
+        print(f"{len(failed)} of {len(results)} targets failed", file=sys.stderr)
         if args.failed_file:
             text = "".join(f"{r.target}\n" for r in failed)
             await anyio.Path(args.failed_file).write_text(text)

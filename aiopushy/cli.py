@@ -3,7 +3,8 @@
 ``aiopushy run TARGET... | --hosts FILE (-e EXPR | -c CODE | -f SCRIPT)`` runs the
 code on every target at once (``--limit`` start-ups at a time, ``--timeout`` per target)
 and prints a table (``--json``: JSON lines) in the order of the targets; remote output
-is prefixed with the target. The exit status is 0 only if every target succeeded.
+is prefixed with the target. The exit status is 0 only if every target succeeded, 2 for
+a run that cannot start as asked (a one-line message says why).
 
 ``aiopushy serve [--host H] [--port P] [--token-file F] [--tls-cert C --tls-key K]``
 runs the daemon for ``daemon:`` clients; it prints its address once it listens.
@@ -13,22 +14,50 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import anyio
 
-from . import _runcmd, server
+from . import __version__, _runcmd, server
 from ._auth import DEFAULT_PORT
 from .server import pipe as pipe_server
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aiopushy", description="Drive Python interpreters on other hosts."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="aiopushy", description="Drive Python interpreters on other hosts.")
+    parser.add_argument("--version", action="version", version=f"aiopushy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="run code on one or more targets at once")
     run.add_argument("targets", nargs="*", metavar="TARGET", help="e.g. local: or ssh:host")
     run.add_argument("--hosts", metavar="FILE", help="more targets, one per line")
@@ -48,8 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("-c", "--code", metavar="CODE", help="statements to execute")
     what.add_argument("-f", "--file", dest="script", metavar="SCRIPT", help="a script to execute")
     run.add_argument("--python", help="remote interpreter (default: the transport's choice)")
-    run.add_argument("--limit", type=int, default=100, help="targets connecting at once")
-    run.add_argument("--timeout", type=float, default=30.0, help="seconds per target")
+    run.add_argument("--limit", type=_positive_int, default=100, help="targets connecting at once")
+    run.add_argument("--timeout", type=_positive_seconds, default=30.0, help="seconds per target")
     run.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     run.add_argument("--failed-file", metavar="FILE", help="write the failed targets here")
     run.add_argument(
@@ -66,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="server certificate (PEM) to enable TLS")
     serve.add_argument("--tls-key", help="private key of --tls-cert")
     serve.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
-    serve.add_argument("--max-connections", type=int, default=128)
+    serve.add_argument("--max-connections", type=_positive_int, default=128)
     serve.add_argument(
         "--insecure", action="store_true", help="no authentication (loopback addresses only)"
     )

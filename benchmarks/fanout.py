@@ -509,7 +509,7 @@ def run_and_report(python: str, quick: bool, ssh: bool) -> dict[str, Any]:
     results["local"] = measure("local", python, settings, None)
     print_tables(results["local"])
     if ssh:
-        from tests.sshservers import sshd_missing
+        from tests.needs import sshd_missing
 
         print(flush=True)
         reason = sshd_missing(client=True)

@@ -39,7 +39,8 @@ import aiopushy
 from aiopushy.transport import _asyncssh
 from aiopushy.transport._nativessh import ssh_options
 from aiopushy.transport._sshcommon import make_options
-from tests.sshservers import Server, openssh_server, sshd_missing
+from tests.needs import sshd_missing
+from tests.sshservers import Server, openssh_server
 
 from .core import (
     OPERATION_TIMEOUT,

@@ -7,8 +7,6 @@ Without ``pypy3`` the PyPy runs are skipped locally, but fail in CI (``CI`` set)
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
 
@@ -16,9 +14,8 @@ import pytest
 
 import aiopushy as pushy
 
+from .needs import PYPY, pypy_missing, require
 from .sshservers import Server, openssh_server, require_sshd
-
-PYPY = shutil.which("pypy3")
 
 
 @pytest.fixture
@@ -31,10 +28,8 @@ def remote_python(request: pytest.FixtureRequest) -> str:
     """The remote interpreter: the controller's own Python, then PyPy 3.9."""
     if request.param == "cpython":
         return sys.executable
-    if PYPY is None:
-        if os.environ.get("CI"):
-            pytest.fail("pypy3 is required in CI (apt-get install pypy3)")
-        pytest.skip("pypy3 is not installed")
+    require(pypy_missing())
+    assert PYPY is not None
     return PYPY
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .needs import SMBD
 from .netutil import free_port, stop_process, wait_for_port
 
 USER = "pushy"
@@ -55,9 +55,6 @@ def impacket_server(pipe_port: int, share: Path) -> Iterator[tuple[int, subproce
     finally:
         process.kill()
         process.wait()
-
-
-SMBD = shutil.which("smbd") or ("/usr/sbin/smbd" if os.path.exists("/usr/sbin/smbd") else None)
 
 
 @contextlib.contextmanager

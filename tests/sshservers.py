@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import getpass
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -20,12 +19,9 @@ from typing import Any
 
 import asyncssh
 
+from .needs import SSHD, require, sshd_missing
 from .netutil import free_port, port_free_everywhere, stop_process, wait_for_port
 
-SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-#: sshd's privilege separation directory (compiled in; Debian's). Starting the service
-#: creates it, so a machine where sshd is installed but never ran lacks it.
-PRIVSEP_DIR = "/run/sshd"
 PASSWORD = "correct horse battery staple"
 
 
@@ -111,36 +107,9 @@ def _start_sshd(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
 
 
-def sshd_missing(client: bool = False) -> str | None:
-    """Why OpenSSH's sshd (and with ``client``, ``ssh``) cannot run here, or None.
-
-    Creates sshd's privilege separation directory when it is missing, as starting the
-    service would; sshd refuses to run, ``sshd -t`` included, without it.
-    """
-    if SSHD is None:
-        return "OpenSSH's sshd is not installed (apt-get install openssh-server)"
-    try:
-        os.makedirs(PRIVSEP_DIR, mode=0o755, exist_ok=True)
-    except OSError as exc:
-        return (
-            f"sshd's privilege separation directory {PRIVSEP_DIR} is missing and cannot "
-            f"be created ({exc.strerror}): create it as root"
-        )
-    if client and shutil.which("ssh") is None:
-        return "the OpenSSH client ssh is not installed (apt-get install openssh-client)"
-    return None
-
-
 def require_sshd(client: bool = False) -> None:
-    """Skip the test when ``sshd_missing(client)`` gives a reason; in CI (``CI`` set),
-    where ``.ci/run`` installs everything, fail it instead."""
-    reason = sshd_missing(client)
-    if reason is not None:
-        import pytest
-
-        if os.environ.get("CI"):
-            pytest.fail(f"required in CI: {reason}")
-        pytest.skip(reason)
+    """Skip (in CI: fail) the test unless sshd (and with ``client``, ssh) can run."""
+    require(sshd_missing(client))
 
 
 @contextlib.contextmanager

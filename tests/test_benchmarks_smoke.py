@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .sshservers import require_sshd, sshd_missing
+from .needs import require, sshd_missing
+from .sshservers import require_sshd
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("raw_ping_pong", "aiopushy_round_trip", "baseline_startup", "aiopushy_connect")
@@ -58,9 +59,9 @@ def test_quick_ssh_benchmark_run_writes_the_ssh_scenarios(tmp_path):
 
 def test_quick_fanout_benchmark_run_measures_every_installed_system(tmp_path):
     options = ["--ssh"]
-    if sshd_missing(client=True) is not None:
+    if (reason := sshd_missing(client=True)) is not None:
         if os.environ.get("CI"):
-            require_sshd(client=True)  # fails, naming what is missing
+            require(reason)  # fails, naming what is missing
         options = []  # the local fan-out only
     _, results = run_quick(
         tmp_path / "fanout.json", *options, module="benchmarks.fanout", timeout=120

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import aiopushy
 from aiopushy._runcmd import read_hosts
+
+from .procutil import REMOTE_IGNORED_MASKS, check_terminal_dispositions
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -26,22 +33,110 @@ def test_table_and_exit_status(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and all(line.split() == ["local:", "ok", "42"] for line in lines)
     failed_file = tmp_path / "failed"
-    result = _run("local:", "nosuch:x", "-e", "1", "--failed-file", str(failed_file))
+    result = _run(
+        "local:", "nosuch:x", "local:", "-e", "1 // (__import__('os').getpid() % 1)",
+        "--failed-file", str(failed_file),
+    )  # fmt: skip
     assert result.returncode == 1
-    assert "nosuch:x  FAILED  ValueError" in result.stdout
-    assert "1 of 2 targets failed" in result.stderr
-    assert failed_file.read_text() == "nosuch:x\n"
+    rows = result.stdout.splitlines()
+    assert rows[1].startswith("nosuch:x  FAILED  ValueError: unknown transport 'nosuch'")
+    assert rows[0].startswith("local:    FAILED  ZeroDivisionError") and rows[2] == rows[0]
+    # Each failure once, in the table; the summary only counts them.
+    assert result.stderr == "3 of 3 targets failed\n"
+    assert failed_file.read_text() == "local:\nnosuch:x\nlocal:\n"
+
+
+def test_json_values(tmp_path: Path) -> None:
+    expression = "(6 * 7, {'a': (1, 2.5, None, True, 'x')}, {1, 2}, float('nan'), {1: 2}, b'x')"
+    result = _run("local:", "--json", "-e", expression)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["value"] == repr(eval(expression))
+    assert record["repr"] is True  # the set, NaN, int keys and bytes have no JSON form
+    for expression, value in [
+        ("6 * 7", 42),
+        ("{'a': [1, (2, 'b')], 'c': None}", {"a": [1, [2, "b"]], "c": None}),
+        ("'text'", "text"),
+        ("None", None),
+    ]:
+        record = json.loads(_run("local:", "--json", "-e", expression).stdout)
+        assert (record["value"], record["repr"]) == (value, False), expression
+    for expression in ["{1, 2}", "float('inf')", "{1: 2}", "b'x'", "object()"]:
+        record = json.loads(_run("local:", "--json", "-e", expression).stdout)
+        assert record["repr"] is True and isinstance(record["value"], str), expression
+    nested = json.loads(_run("local:", "--json", "-e", "[[[[1]]]]").stdout)
+    assert nested["value"] == [[[[1]]]] and nested["repr"] is False
+    failed = json.loads(_run("nosuch:x", "--json", "-e", "1").stdout)
+    assert failed["ok"] is False and failed["value"] is None and "nosuch" in failed["error"]
 
 
 def test_json_code_and_script(tmp_path: Path) -> None:
     result = _run("local:", "--json", "-c", "print('from remote')")
     record = json.loads(result.stdout.splitlines()[-1])
-    assert record["ok"] is True and record["value"] == "None"
-    assert "local:: from remote" in result.stdout
+    assert record["ok"] is True and record["value"] is None
+    assert "local: from remote" in result.stdout.splitlines()
     script = tmp_path / "job.py"
     script.write_text("import os\nprint(os.getpid() > 0)\n")
     result = _run("local:", "-f", str(script))
-    assert result.returncode == 0 and "local:: True" in result.stdout
+    assert result.returncode == 0 and "local: True" in result.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-f", "/nonexistent.py"], "cannot read /nonexistent.py: No such file or directory"),
+        (["-f", "{tmp}"], "cannot read {tmp}: Is a directory"),
+        (["-f", "{tmp}/latin1.py"], "cannot read {tmp}/latin1.py: not UTF-8 text"),
+        (["--limit", "0", "-e", "1"], "argument --limit: must be at least 1, not 0"),
+        (["--limit", "many", "-e", "1"], "argument --limit: expected a whole number"),
+        (["--timeout", "0", "-e", "1"], "argument --timeout: must be a positive number"),
+        (["--timeout", "-1", "-e", "1"], "argument --timeout: must be a positive number"),
+        (["--timeout", "nan", "-e", "1"], "argument --timeout: must be a positive number"),
+        (["-e", "x = 1"], "-e takes an expression, and 'x = 1' is a statement: use -c"),
+        (["-e", "import os"], "-e takes an expression, and 'import os' is a statement"),
+        ([], "one of the arguments -e/--eval -c/--code -f/--file is required"),
+    ],
+)
+def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "latin1.py").write_bytes(b"print('\xe9')\n")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    result = _run("local:", *args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"aiopushy run: {message.replace('{tmp}', str(tmp_path))}")
+    assert result.stderr.count("\n") == 1, result.stderr  # no usage text, no traceback
+
+
+def test_a_syntax_error_in_an_expression_is_the_remotes_to_judge() -> None:
+    # The remote's Python may be newer than ours: only a sure statement is refused here.
+    result = _run("local:", "-e", "1 +")
+    assert result.returncode == 1 and "local:  FAILED  SyntaxError" in result.stdout
+
+
+def test_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aiopushy", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == f"aiopushy {aiopushy.__version__}\n"
+    assert aiopushy.__version__ == importlib.metadata.version("aiopushy")
+
+
+def test_remote_code_behaves_as_from_a_terminal_under_nohup_in_the_background() -> None:
+    """``nohup aiopushy run ... &`` from a script: SIGHUP and SIGINT ignored by the
+    command, not by the remote nor by what the remote starts."""
+    command = shlex.join(
+        [sys.executable, "-m", "aiopushy", "run", "--json", "local:", "-e", REMOTE_IGNORED_MASKS]
+    )
+    result = subprocess.run(
+        ["sh", "-c", f"nohup {command} & wait $!"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    check_terminal_dispositions(record["value"])
 
 
 def test_remote_exception_is_a_failure() -> None:
@@ -82,7 +177,7 @@ def test_grouped_output_and_out_dir(tmp_path: Path) -> None:
     code = "import sys; print('out'); print('err', file=sys.stderr)"
     result = _run("local:", "local:", "--output", "group", "-c", code)
     assert result.returncode == 0
-    assert result.stdout.count("----- local:") == 2 and "local:: out" not in result.stdout
+    assert result.stdout.count("----- local:") == 2 and "local: out" not in result.stdout
     out_dir = tmp_path / "outputs"
     result = _run("local:", "local:", "--out-dir", str(out_dir), "-c", code)
     assert result.returncode == 0

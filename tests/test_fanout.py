@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import aiopushy as pushy
+from aiopushy._fanout import output_prefix
 from aiopushy.transport.local import LocalTransport
 
 pytestmark = pytest.mark.anyio
@@ -96,8 +97,9 @@ async def test_output_is_prefixed_with_the_target(capsys: pytest.CaptureFixture[
         await conn.execute("print('hello')\nprint('world')")
 
     await pushy.fanout(["local:"], job)
-    out = capsys.readouterr().out
-    assert "local:: hello\n" in out and "local:: world\n" in out
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["local: hello", "local: world"]  # one colon after "local:"
+    assert output_prefix("ssh:web1") == "ssh:web1: "
 
 
 async def test_cancelling_a_group_start_closes_what_connected(hanging: str) -> None:

@@ -17,13 +17,14 @@ import aiopushy as pushy
 from aiopushy.server.pipe import serve_pipe
 from aiopushy.transport.smb import make_options, parse_address
 
+from .needs import require, samba_missing
 from .procutil import (
     REMOTE_IGNORED_MASKS,
     check_terminal_dispositions,
     inherited_dispositions,
     wait_until,
 )
-from .smbservers import PASSWORD, SMBD, USER, impacket_server, samba_server
+from .smbservers import PASSWORD, USER, impacket_server, samba_server
 
 pytestmark = pytest.mark.anyio
 
@@ -74,10 +75,7 @@ async def impacket_smb(
         servers = impacket_server(pipe_port, share)
         user = USER
     else:
-        if SMBD is None:
-            if os.environ.get("CI"):
-                pytest.fail("Samba's smbd is required in CI (apt-get install samba)")
-            pytest.skip("Samba's smbd is not installed (apt-get install samba)")
+        require(samba_missing())
         servers = samba_server(tmp_path / "samba", share)
         pipe_server = None
     try:

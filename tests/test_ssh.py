@@ -28,6 +28,7 @@ from aiopushy.transport._sshcommon import (
     remote_command,
 )
 
+from .needs import require, ssh_agent_missing, ssh_client_missing, sudo_missing
 from .netutil import free_port
 from .procutil import (
     REMOTE_IGNORED_MASKS,
@@ -96,6 +97,9 @@ async def asyncssh_srv(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Serv
 
 @pytest.fixture(params=["asyncssh", "native"])
 def native(request: pytest.FixtureRequest) -> bool:
+    """Whether the test uses the system's OpenSSH client (``use_native=True``)."""
+    if request.param == "native":
+        require(ssh_client_missing())
     return bool(request.param == "native")
 
 
@@ -333,14 +337,8 @@ async def test_ssh_config_alias(openssh: Server, native: bool, tmp_path: Path) -
         assert await conn.eval("6") == 6
 
 
-SUDO = shutil.which("sudo")
-
-
 async def test_sudo(openssh: Server, native: bool) -> None:
-    if SUDO is None or os.getuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs as root with sudo installed (apt-get install sudo)")
-        pytest.skip("needs root and sudo")
+    require(sudo_missing())
     kwargs = openssh.connect_kwargs(use_native=native, sudo=True)
     async with pushy.connect("ssh:127.0.0.1", **kwargs) as conn:
         assert await conn.modules.os.environ.get("SUDO_USER") == openssh.username
@@ -361,9 +359,9 @@ async def test_sudo_wanting_a_password(tmp_path: Path, anyio_backend: str) -> No
 
 
 async def test_agent_forwarding(openssh: Server, native: bool, tmp_path: Path) -> None:
+    require(ssh_agent_missing())
     agent_bin = shutil.which("ssh-agent")
-    if agent_bin is None:
-        pytest.skip("ssh-agent is not installed")
+    assert agent_bin is not None
     socket_path = tmp_path / "agent.sock"
     agent = subprocess.Popen([agent_bin, "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
     try:
