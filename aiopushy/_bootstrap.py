@@ -104,9 +104,9 @@ from {package}._remote.main import main
 main({max_frame_size})
 """
 
-#: Shipped modules the remote never imports: the strict decoder reads what a hostile peer
-#: sends, and only the controller has one.
-_NOT_SHIPPED = frozenset({f"{PACKAGE_NAME}._protocol.strict"})
+#: Shipped modules the remote never imports: the strict decoder (and its bounds) reads what
+#: a hostile peer sends, and only the controller has one.
+_NOT_SHIPPED = frozenset({f"{PACKAGE_NAME}._protocol.strict", f"{PACKAGE_NAME}._protocol.bounds"})
 
 
 @functools.lru_cache(maxsize=1)

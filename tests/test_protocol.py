@@ -202,14 +202,6 @@ def test_objects_behind_references_are_out_of_reach() -> None:
         codec.decode(reduce_, lambda payload: print)
 
 
-def test_deep_nesting_decodes_without_recursion() -> None:
-    data = b"\x80\x05" + b"]" * 200_000 + b"(K\x02K\x01tQ" + b"a" * 200_000 + b"."
-    value = codec.decode(data, lambda payload: "ref")
-    for _ in range(10):
-        assert type(value) is list
-        value = value[0]
-
-
 @pytest.mark.parametrize("index", [0x0FFFFFFF, 0xFFFFFFFF])
 def test_memo_index_cannot_force_huge_allocations(index: int) -> None:
     data = b"\x80\x05N" + b"r" + index.to_bytes(4, "little") + b"."  # LONG_BINPUT
