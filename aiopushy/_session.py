@@ -36,18 +36,17 @@ from ._protocol import messages as m
 from ._protocol.errors import exception_info, parse_exception_info
 from ._protocol.framing import (
     DEFAULT_MAX_FRAME_SIZE,
+    REMOTE_MAX_FRAME_SIZE,
     Frame,
-    FrameDecoder,
-    FrameError,
-    SyncScanner,
     encode_frame,
     frame_parts,
 )
 from ._protocol.references import References
 from ._proxy import MODULES, LazyRef, Proxy, RemoteNode, mark_used
+from ._pump import Pump
 from ._source import function_source
 from .transport import BaseTransport
-from .transport._streams import FedStream, WriterStream
+from .transport._streams import WriterStream
 
 logger = logging.getLogger("aiopushy")
 
@@ -116,8 +115,6 @@ class Session:
         self.modules._pushy_used = True
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat_timeout = heartbeat_timeout
-        self._decoder = FrameDecoder(max_frame_size)
-        self._sync = SyncScanner()
         self._refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
         self._encoder = codec.Encoder(self._reference)
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -130,19 +127,26 @@ class Session:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._error: BaseException | None = None
         self._loop = asyncio.get_running_loop()
-        self._last_received = self._loop.time()
         self._entered_managers: dict[int, list[Any]] = {}
         self._end_callbacks: list[Callable[[], None]] = []
-        self._frame_handlers: dict[int, Callable[[Frame], None]] = {
-            m.HELLO: self._on_hello,
-            m.RESULT: self._on_answer,
-            m.ERROR: self._on_answer,
-            m.REQUEST: self._on_request,
-            m.RELEASE: self._on_release,
-            m.PING: self._on_ping,
-            m.PONG: lambda frame: None,
-            m.OUTPUT: self._on_output,
-        }
+        resolve, values_only = self._refs.resolve, codec.refuse_references
+        self._pump = Pump(
+            transport.stdout,
+            max_frame_size,
+            target=target,
+            plain={m.PING: self._on_ping, m.PONG: lambda frame: None, m.OUTPUT: self._on_output},
+            valued={
+                m.HELLO: (values_only, self._on_hello),
+                m.RESULT: (resolve, self._on_answer),
+                m.ERROR: (resolve, self._on_answer),
+                m.REQUEST: (resolve, self._on_request),
+                m.RELEASE: (values_only, self._on_release),
+            },
+            on_noise=lambda noise: self._write_output("stderr", noise),
+            on_error=self._protocol_error,
+            on_end=self._input_ended,
+            spawn=self._spawn,
+        )
         self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
 
     def __repr__(self) -> str:
@@ -153,7 +157,7 @@ class Session:
 
     async def _start(self, env: Mapping[str, str] | None, cwd: str | None) -> None:
         """Ship the bootstrap, then handshake; the transport has just been opened."""
-        self._spawn(self._pump(), "pump")
+        self._pump.start()
         self._spawn(self._read_stderr(), "stderr")
         settings = {
             "env": dict(env) if env else None,
@@ -165,7 +169,9 @@ class Session:
         self._pending[setup_id] = future
         data = encode_frame(m.SETUP, setup_id, codec.encode_values(settings))
         if self.transport.needs_bootstrap:
-            data = _bootstrap.payload(self._decoder.max_frame_size) + data
+            # The remote trusts what we send: it only needs a limit against garbage.
+            limit = max(self._pump.max_frame_size, REMOTE_MAX_FRAME_SIZE)
+            data = _bootstrap.payload(limit) + data
         try:
             await self.transport.stdin.send(data)
             self.info = await self._hello
@@ -199,8 +205,7 @@ class Session:
             message = f"the remote interpreter {reason}{status}"
         return kind(f"{self.target}: {message}", target=self.target, stderr=stderr)
 
-    def _on_hello(self, frame: Frame) -> None:
-        info = codec.decode_values(frame.body)
+    def _on_hello(self, frame: Frame, info: Any) -> None:
         if type(info) is not dict or info.get("protocol") != PROTOCOL_VERSION:
             raise ProtocolError(f"remote speaks protocol {info!r:.100}, not {PROTOCOL_VERSION}")
         if not self._hello.done():
@@ -213,60 +218,20 @@ class Session:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _pump(self) -> None:
-        stream = self.transport.stdout
-        if isinstance(stream, FedStream):  # frames are handled as the bytes arrive
-            stream.push_to(self._feed, lambda: self._spawn(self._input_ended(), "end"))
-            return
-        while True:
-            try:
-                data = await stream.receive(262144)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                await self._input_ended()
-                return
-            if not self._feed(data):
-                return
-
     async def _input_ended(self) -> None:
         await self._drain_stderr()
         self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
 
-    def _feed(self, data: bytes) -> bool:
-        """Handle the frames in ``data``; ``False`` once the session has failed."""
-        if self._error is not None:
-            return False
-        self._last_received = self._loop.time()
-        try:
-            if not self._sync.synced:
-                noise, data = self._sync.feed(data)
-                if noise:  # a chatty login shell: show it, it is not ours
-                    self._write_output("stderr", noise)
-            decoder = self._decoder
-            decoder.receive_data(data)
-            while (frame := decoder.next_frame()) is not None:
-                handler = self._frame_handlers.get(frame.kind)
-                if handler is None:
-                    raise ProtocolError(f"unexpected frame kind {frame.kind}")
-                handler(frame)
-        except (ProtocolError, FrameError, codec.DecodeError) as exc:
-            self._fail(ProtocolError(f"{self.target}: {exc}"))
-            self._kill()
-            return False
-        except Exception as exc:  # a bug of ours must end the session, never hang it
-            logger.exception("%s: message pump failed", self.target)
-            self._fail(ProtocolError(f"{self.target}: internal error in the pump: {exc!r}"))
-            self._kill()
-            return False
-        return True
+    def _protocol_error(self, error: ProtocolError) -> None:
+        self._fail(error)
+        self._kill()
 
     def _lost_message(self) -> str:
         code = self.transport.returncode
         status = f" (exit status {code})" if code is not None else ""
         return f"{self.target}: the remote interpreter went away{status}"
 
-    def _on_answer(self, frame: Frame) -> None:
-        # Decode first: if the bytes are hostile, _fail must still find this future.
-        value = codec.decode(frame.body, self._refs.resolve)
+    def _on_answer(self, frame: Frame, value: Any) -> None:
         future = self._pending.pop(frame.request_id, None)
         if future is None or future.done():
             return  # the caller was cancelled; proxies in ``value`` are released
@@ -275,11 +240,22 @@ class Session:
         else:
             future.set_result(value)
 
-    def _on_request(self, frame: Frame) -> None:
-        self._spawn(self._serve_callback(frame.request_id, frame.body), "callback")
+    def _on_request(self, frame: Frame, request: Any) -> None:
+        # Decoded in order with the other frames: a release behind this request cannot
+        # drop an object the request names before the request is read.
+        try:
+            op, (target, args, kwargs) = request
+        except (TypeError, ValueError):
+            raise ProtocolError("malformed callback request") from None
+        if op != m.OP_CALL or type(args) is not tuple or type(kwargs) is not dict:
+            raise ProtocolError("malformed callback request")
+        if not self._refs.exports.holds(target):
+            # Only what the controller handed out may be called back (not a type that a
+            # global names, not a proxy, not a value).
+            raise ProtocolError(f"callback of a {type(target).__name__} it was not handed")
+        self._spawn(self._serve_callback(frame.request_id, target, args, kwargs), "callback")
 
-    def _on_release(self, frame: Frame) -> None:
-        pairs = codec.decode_values(frame.body)
+    def _on_release(self, frame: Frame, pairs: Any) -> None:
         if type(pairs) is not tuple:
             raise ProtocolError("malformed release")
         try:
@@ -332,7 +308,7 @@ class Session:
     async def _heartbeat(self) -> None:
         while True:
             await anyio.sleep(self._heartbeat_interval)
-            silent = self._loop.time() - self._last_received
+            silent = self._loop.time() - self._pump.last_received
             if silent > self._heartbeat_timeout:
                 self._fail(
                     ConnectionLost(
@@ -564,24 +540,14 @@ class Session:
         value = remote_type(*[a for a in exc.args if type(a) in codec.VALUE_TYPES])
         return remote_type, value, None
 
-    async def _serve_callback(self, request_id: int, body: bytes) -> None:
+    async def _serve_callback(
+        self, request_id: int, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         try:
-            try:
-                op, (target, args, kwargs) = codec.decode(body, self._refs.resolve)
-            except (TypeError, ValueError):
-                raise ProtocolError("malformed callback request") from None
-            if op != m.OP_CALL or type(args) is not tuple or type(kwargs) is not dict:
-                raise ProtocolError("malformed callback request")
-            if isinstance(target, RemoteNode) or not callable(target):
-                raise TypeError(f"{type(target).__name__} object is not callable")
             result = target(*args, **kwargs)
             if isinstance(result, Awaitable):
                 result = await result
             kind, reply = m.RESULT, self._encoder.encode(result)
-        except (codec.DecodeError, ProtocolError) as exc:
-            self._fail(ProtocolError(f"{self.target}: {exc}"))
-            self._kill()
-            return
         except Exception as exc:
             kind, reply = m.ERROR, self._encoder.encode(exception_info(exc))
         with contextlib.suppress(ConnectionLost):

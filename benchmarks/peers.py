@@ -42,7 +42,7 @@ from typing import Any
 
 import aiopushy
 from aiopushy import _bootstrap
-from aiopushy._protocol.framing import DEFAULT_MAX_FRAME_SIZE
+from aiopushy._protocol.framing import REMOTE_MAX_FRAME_SIZE
 from aiopushy.transport.local import LocalTransport
 
 from . import _peers_systems as peers
@@ -956,7 +956,7 @@ async def measure_bootstrap(run: Run) -> dict[str, dict[str, Any]]:
     sizes: dict[str, dict[str, Any]] = {
         AIOPUSHY: {
             "command_line": peers.argument_bytes(command),
-            "streamed": len(_bootstrap.payload(DEFAULT_MAX_FRAME_SIZE)),
+            "streamed": len(_bootstrap.payload(REMOTE_MAX_FRAME_SIZE)),
             "note": "stage two + marshalled code (no docstrings) + sources, each zlib",
         }
     }

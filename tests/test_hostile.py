@@ -9,8 +9,12 @@ never run anything, never hang and never touch its own objects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
+import sys
+import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,6 +29,8 @@ from aiopushy._protocol import PROTOCOL_VERSION, codec
 from aiopushy._protocol import messages as m
 from aiopushy._protocol.framing import HEADER, SYNC, FrameDecoder, encode_frame
 from aiopushy.transport import BaseTransport
+
+from .attacks import ATTACKS
 
 pytestmark = pytest.mark.anyio
 
@@ -267,3 +273,79 @@ def test_random_frames_never_hang_or_escape(frames: list[tuple[int, bytes]]) -> 
             await session.close()
 
     asyncio.run(scenario())
+
+
+# -- a hostile remote as a real process ----------------------------------------------------
+
+HOSTILE = Path(__file__).with_name("hostile_remote.py")
+
+
+def hostile(attack: str) -> list[str]:
+    """The ``python`` of a target whose remote is ``hostile_remote.py ATTACK``."""
+    return [sys.executable, str(HOSTILE), attack]
+
+
+class LoopWatch:
+    """The longest the event loop went without running a 10 ms ticker (beyond the 10 ms)."""
+
+    longest_gap = 0.0
+
+
+@contextlib.asynccontextmanager
+async def watching_the_loop() -> AsyncIterator[LoopWatch]:
+    watch = LoopWatch()
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            watch.longest_gap = max(watch.longest_gap, now - last - 0.01)
+            last = now
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        yield watch
+    finally:
+        ticker.cancel()
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+async def test_a_hostile_answer_is_a_clean_error_within_a_second(attack: str) -> None:
+    async with pushy.connect("local:", python=hostile(attack), timeout=30) as conn:
+        async with watching_the_loop() as watch:
+            with anyio.fail_after(1), pytest.raises(pushy.ProtocolError, match=ATTACKS[attack][1]):
+                await conn.eval("1")
+        assert conn.closed
+    assert watch.longest_gap < 0.5
+
+
+@pytest.mark.parametrize("attack", ["doubling tuples in a set", "deep tuples in a frozenset"])
+async def test_a_hostile_hello_is_a_connect_error(attack: str) -> None:
+    async with watching_the_loop() as watch:
+        with anyio.fail_after(20), pytest.raises(pushy.ConnectError, match=ATTACKS[attack][1]):
+            await pushy.connect("local:", python=hostile(f"hello-{attack}"))
+    assert watch.longest_gap < 0.5
+
+
+@pytest.mark.parametrize("name", ["range", "complex", "slice"])
+async def test_a_callback_may_only_call_what_was_handed_out(name: str) -> None:
+    async with pushy.connect("local:", python=hostile(f"callback-{name}"), timeout=30) as conn:
+        with anyio.fail_after(5), pytest.raises(pushy.ProtocolError, match="not handed"):
+            await conn.eval("1")
+
+
+@pytest.mark.parametrize("attack", [*ATTACKS, "hello-doubling tuples in a set", "callback-range"])
+async def test_one_hostile_target_among_ten_leaves_the_other_nine_untouched(attack: str) -> None:
+    targets = [f"local:{index}" for index in range(10)]  # local: ignores the address
+    async with watching_the_loop() as watch:
+        results = await pushy.fanout(
+            targets,
+            lambda conn: conn.modules.os.getpid(),
+            per_target={targets[3]: {"python": hostile(attack)}},
+            timeout=60,
+        )
+    assert [result.ok for result in results] == [index != 3 for index in range(10)]
+    assert len({result.value for result in results if result.ok}) == 9
+    assert isinstance(results[3].error, (pushy.ProtocolError, pushy.ConnectError))
+    assert watch.longest_gap < 0.5

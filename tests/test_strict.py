@@ -6,9 +6,7 @@ The hostile-remote tests (``test_hostile.py``) send the same attacks from a real
 
 from __future__ import annotations
 
-import pickle
 import struct
-import sys
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -20,9 +18,16 @@ from hypothesis import strategies as st
 from aiopushy._protocol import bounds, codec, strict
 from aiopushy._protocol import messages as m
 
-#: Python's hash modulus: ints that differ by a multiple of it share a hash.
-MODULUS = sys.hash_info.modulus
-PROTO = b"\x80\x05"
+from .attacks import (
+    ATTACKS,
+    MODULUS,
+    PROTO,
+    colliding_ints,
+    deep_tuples_in_a_frozenset,
+    doubling_tuples,
+    empty_sets,
+    memo_get,
+)
 
 
 def _decode(data: bytes, resolve: Callable[[Any], Any] = lambda pid: pid) -> Any:
@@ -32,53 +37,6 @@ def _decode(data: bytes, resolve: Callable[[Any], Any] = lambda pid: pid) -> Any
 def _refused(data: bytes, match: str) -> None:
     with pytest.raises(codec.DecodeError, match=match):
         _decode(data)
-
-
-def _memo_get(index: int) -> bytes:
-    return b"h" + bytes([index]) if index < 256 else b"j" + struct.pack("<I", index)
-
-
-# -- the attacks of the review, as frames ----------------------------------------------
-
-
-def deep_tuples_in_a_frozenset(depth: int = 10**6) -> bytes:
-    """10**6 one-element tuples nested in a frozenset: hashing them overflowed the C stack
-    of the old decoder (SIGSEGV)."""
-    return PROTO + b"(K\x01" + b"\x85" * depth + b"\x91."
-
-
-def doubling_tuples(levels: int = 100, container: bytes = b"\x8f") -> bytes:
-    """``x = (x, x)`` ``levels`` deep through the memo, then put in a set (or any other
-    container): hashing or walking it visits 2**levels nodes from about 7 bytes a level."""
-    data = PROTO + b"K\x01\x94"
-    for index in range(levels):
-        data += _memo_get(index) + _memo_get(index) + b"\x86\x94"
-    member = _memo_get(levels)
-    if container == b"\x8f":
-        return data + b"\x8f(" + member + b"\x90."
-    if container == b"}":
-        return data + b"}" + member + b"N" + b"s."
-    return data + b"]" + member + b"a."
-
-
-def colliding_ints(count: int = 20_000) -> bytes:
-    """A set of ints that all hash to 0: building it probes quadratically."""
-    return pickle.dumps({k * MODULUS for k in range(1, count + 1)}, 5)
-
-
-def empty_sets(count: int = 10**6) -> bytes:
-    """One byte each, 216 bytes of memory each."""
-    return PROTO + b"](" + b"\x8f" * count + b"e."
-
-
-ATTACKS = {
-    "deep tuples in a frozenset": (deep_tuples_in_a_frozenset(), "nested more than 100"),
-    "doubling tuples in a set": (doubling_tuples(), "expand to more than"),
-    "doubling tuples as a dict key": (doubling_tuples(container=b"}"), "expand to more"),
-    "doubling tuples in a list": (doubling_tuples(container=b"]"), "expand to more than"),
-    "colliding ints": (colliding_ints(), "keys share a hash"),
-    "empty sets": (empty_sets(), "bytes per byte"),
-}
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
@@ -364,7 +322,7 @@ def adversarial_frames(draw: st.DrawFn) -> bytes:
             memoized += piece == b"\x94"
             pieces.append(piece)
         elif memoized:
-            pieces.append(_memo_get(draw(st.integers(0, memoized - 1))))
+            pieces.append(memo_get(draw(st.integers(0, memoized - 1))))
         pieces.append(b"\x94" * draw(st.integers(0, 1)))
         memoized += pieces[-1] == b"\x94"
     if draw(st.booleans()):  # repeat a tail, so that sharing and batches grow

@@ -25,7 +25,7 @@ except ImportError:  # PyPy
 
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Tuple
+    from typing import Any, Callable, Generator, Tuple
 
     Reference = Callable[[Any], Tuple[Any, ...]]
     Resolve = Callable[[Tuple[Any, ...]], Any]
@@ -204,24 +204,47 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
 _strict: Any = None
 
 
-def _decode_strictly(data: bytes, resolve: Resolve) -> Any:
+def _strict_module() -> Any:
     global _strict
     if _strict is None:  # imported on first use: only the controller decodes untrusted bytes
         from . import strict
 
         _strict = strict
+    return _strict
+
+
+def _decode_strictly(data: bytes, resolve: Resolve) -> Any:
+    strict = _strict_module()
     try:
-        return _strict.loads(data, lambda pid: _checked_resolve(resolve, pid))
-    except _strict.StrictDecodeError as exc:
+        return strict.loads(data, lambda pid: _checked_resolve(resolve, pid))
+    except strict.StrictDecodeError as exc:
         raise DecodeError(str(exc)) from None
-    except RecursionError:
-        raise DecodeError("message nested too deeply") from None
+
+
+def decode_in_slices(data: bytes, resolve: Resolve, step: int) -> Generator[None, None, Any]:
+    """``decode`` of untrusted ``data`` in slices: a generator that yields after about
+    every ``step`` bytes of input (or as much work) and returns the value.
+
+    Raises:
+        DecodeError: as ``decode`` does, from the slice that finds the problem.
+    """
+    strict = _strict_module()
+    steps = strict.steps(data, lambda pid: _checked_resolve(resolve, pid), step)
+    try:
+        return (yield from steps)
+    except strict.StrictDecodeError as exc:
+        raise DecodeError(str(exc)) from None
+
+
+def refuse_references(payload: tuple[Any, ...]) -> Any:
+    """The ``resolve`` of value-only messages: any reference is an error.
+
+    Raises:
+        DecodeError: always.
+    """
+    raise DecodeError("unexpected reference in a value-only message")
 
 
 def decode_values(data: bytes, trusted: bool = False) -> Any:
     """Decode data that must contain no references at all (see ``decode``)."""
-
-    def refuse(payload: tuple[Any, ...]) -> Any:
-        raise DecodeError("unexpected reference in a value-only message")
-
-    return decode(data, refuse, trusted)
+    return decode(data, refuse_references, trusted)

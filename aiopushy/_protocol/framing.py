@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
 HEADER = struct.Struct("!IBI")
 HEADER_SIZE = HEADER.size
-DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024
+#: The largest frame body accepted from the other end by default. The controller decodes
+#: a remote's frames in at most ``strict.MEMORY_FACTOR`` (64) bytes per byte, so a hostile
+#: remote can make it allocate at most about 1 GiB per session.
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+#: The largest frame body a remote accepts from its controller, at least: it trusts what
+#: the controller sends, and only guards against garbage on its input.
+REMOTE_MAX_FRAME_SIZE = 256 * 1024 * 1024
 MAX_REQUEST_ID = 0xFFFFFFFF
 
 
@@ -149,7 +155,10 @@ class FrameDecoder:
             return None
         length, kind, request_id = HEADER.unpack_from(buf, pos)
         if length > self.max_frame_size:
-            raise FrameError(f"frame of {length} bytes exceeds the limit of {self.max_frame_size}")
+            raise FrameError(
+                f"frame of {length} bytes exceeds the limit of {self.max_frame_size} bytes"
+                " (max_frame_size)"
+            )
         end = pos + HEADER_SIZE + length
         if size < end:
             return None

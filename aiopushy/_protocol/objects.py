@@ -45,6 +45,12 @@ class ExportTable:
             raise KeyError(oid)
         return self._entries[oid][0]
 
+    def holds(self, obj: Any) -> bool:
+        """Whether ``obj`` itself is exported (handed to the peer and not yet released)."""
+        with self._lock:
+            oid = self._by_identity.get(id(obj))
+            return oid is not None and self._entries[oid][0] is obj
+
     def release(self, oid: Any, count: Any) -> None:
         """Forget ``count`` transmissions of ``oid``; unknown ids are ignored."""
         if type(oid) is not int or type(count) is not int or count <= 0:

@@ -19,7 +19,7 @@ from .. import _protocol
 from .._protocol import codec
 from .._protocol import messages as m
 from .._protocol.errors import exception_info
-from .._protocol.framing import DEFAULT_MAX_FRAME_SIZE, SYNC
+from .._protocol.framing import REMOTE_MAX_FRAME_SIZE, SYNC
 from .channel import Channel
 from .output import FrameTextWriter, forward_fd
 from .peer import Peer
@@ -146,7 +146,7 @@ def serve(channel: Channel, setup: Callable[[Peer, dict[str, Any]], None]) -> Pe
     return peer
 
 
-def main(max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+def main(max_frame_size: int = REMOTE_MAX_FRAME_SIZE) -> None:
     """Serve the controller on stdin/stdout, then exit the process."""
     try:  # noqa: SIM105 - contextlib would cost start-up time
         os.setsid()  # lead our own session and process group, as an SSH session does

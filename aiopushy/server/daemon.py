@@ -23,7 +23,7 @@ import anyio
 
 from .._auth import DEFAULT_PORT, load_token, server_handshake
 from .._protocol import messages as m
-from .._protocol.framing import DEFAULT_MAX_FRAME_SIZE
+from .._protocol.framing import REMOTE_MAX_FRAME_SIZE
 from .._remote import output
 from .._remote.channel import Channel
 from .._remote.main import serve as serve_channel
@@ -204,7 +204,7 @@ async def serve(
     insecure: bool = False,
     ssl: ssl_module.SSLContext | None = None,
     max_connections: int = 128,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    max_frame_size: int = REMOTE_MAX_FRAME_SIZE,
     handshake_timeout: float = 10.0,
     idle_timeout: float = 300.0,
     max_failures: int = 5,

@@ -139,6 +139,7 @@ class LocalProcess:
             transport.kill()
             transport.close()
             raise
+        stdout.flow = stdout_pipe
         for pipe in (stdout_pipe, transport.get_pipe_transport(2)):
             # A pipe holds 64 KiB: asyncio's 256 KiB read buffer gets no more, and is
             # mapped and unmapped again for every read.

@@ -101,12 +101,27 @@ class WriterStream(ByteSendStream):
             self._writer.write_eof()
 
 
+class FlowControl(Protocol):
+    """What a stream's producer offers to stop and restart feeding it (asyncio's read
+    transports)."""
+
+    def pause_reading(self) -> None:  # pragma: no cover - protocol
+        """Stop reading."""
+
+    def resume_reading(self) -> None:  # pragma: no cover - protocol
+        """Read again."""
+
+
 class FedStream(ByteReceiveStream):
     """Bytes fed in by a protocol callback (``feed``/``feed_eof``); read them with
     ``receive``, or have them pushed, as they arrive, to a consumer (``push_to``).
 
     Pushing saves the event-loop turn between the arrival of an answer and the task
-    waiting for it: the session decodes frames right in the protocol callback.
+    waiting for it: the session decodes frames right in the protocol callback. A consumer
+    that needs time for what it got stops the producer with ``pause_reading``.
+
+    Attributes:
+        flow: the producer's flow control, if it has one.
     """
 
     def __init__(self) -> None:
@@ -115,6 +130,20 @@ class FedStream(ByteReceiveStream):
         self._waiter: asyncio.Future[None] | None = None
         self._consumer: Callable[[bytes], object] | None = None
         self._at_end: Callable[[], None] | None = None
+        self.flow: FlowControl | None = None
+        self._paused = False
+
+    def pause_reading(self) -> None:
+        """Have the producer stop feeding (what it already read still arrives)."""
+        if not self._paused and self.flow is not None:
+            self._paused = True
+            self.flow.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Have the producer feed again."""
+        if self._paused and self.flow is not None:
+            self._paused = False
+            self.flow.resume_reading()
 
     def feed(self, data: bytes) -> None:
         """New bytes (from the protocol)."""
