@@ -42,6 +42,11 @@ from __future__ import annotations
 import struct
 from array import array
 
+try:  # the C implementation alone: pickle.py imports much more
+    from _pickle import loads as _scalar_loads
+except ImportError:  # PyPy
+    from pickle import loads as _scalar_loads
+
 from .bounds import (
     CONTAINERS,
     EXPANSION_ALLOWANCE,
@@ -97,9 +102,17 @@ _SIZED = {
     0x8A: _U1,  # LONG1
     0x8B: _U4,  # LONG4
 }
+_NO_ENTRIES = array("q")
 _MEMO_INDEX = {0x68: _U1, 0x6A: _U4}  # BINGET, LONG_BINGET
-_MARKED = {0x74, 0x65, 0x75, 0x90, 0x91, 0x31}  # ops that pop to the mark
-_KIND_OPS = {0x61: list, 0x65: list, 0x73: dict, 0x75: dict, 0x90: set}
+_COLLECTING = {0x74, 0x65, 0x75, 0x90, 0x91, 0x31, 0x61, 0x73}  # ops that take items
+#: The container each adding opcode adds to, and what one item it takes costs in memory.
+_ADDING = {
+    0x61: (list, _LIST_ITEM),
+    0x65: (list, _LIST_ITEM),
+    0x73: (dict, _DICT_ITEM // 2),
+    0x75: (dict, _DICT_ITEM // 2),
+    0x90: (set, _SET_ITEM),
+}
 _REDUCE_ARGS = frozenset({int, float, bool, type(None)})
 #: Items a batch may have before it is added in slices.
 _SLICE_ITEMS = 16384
@@ -132,12 +145,43 @@ def loads(data: bytes, persistent_load: Callable[[Any], Any]) -> Any:
     Raises:
         StrictDecodeError: anything outside the allowed subset, or malformed bytes.
     """
-    decoding = _decode(data, persistent_load, 0)
-    try:
-        next(decoding)
-    except StopIteration as done:
-        return done.value
-    raise AssertionError("unsliced decoding yielded")  # pragma: no cover
+    if _one_scalar(data):  # most answers: the C unpickler is safe with one scalar
+        try:
+            return _scalar_loads(data)
+        except UnicodeDecodeError:
+            raise StrictDecodeError("invalid UTF-8 in a string") from None
+        except Exception as exc:
+            raise StrictDecodeError(f"malformed scalar: {exc!s:.80}") from None
+    decoded: list[Any] = []
+    for _ in _decode(data, persistent_load, 0, decoded):  # a for loop: the cheapest drive
+        raise AssertionError("unsliced decoding yielded")  # pragma: no cover
+    return decoded[0]
+
+
+#: Opcodes of one scalar and their operand's width (a value, or the length of one).
+_FIXED_WIDTH = {0x4E: 0, 0x88: 0, 0x89: 0, 0x4B: 1, 0x4D: 2, 0x4A: 4, 0x47: 8}
+_LENGTH_WIDTH = {0x8C: 1, 0x43: 1, 0x8A: 1, 0x58: 4, 0x42: 4, 0x8B: 4}
+
+
+def _one_scalar(data: bytes) -> bool:
+    """Whether ``data`` is exactly what ``pickle.dumps`` writes for one ``None``, bool,
+    int, float, string or bytes: protocol, frame, one opcode, maybe ``MEMOIZE``, ``STOP``."""
+    end = len(data)
+    pos = 11 if data.startswith(b"\x80\x05\x95") else 2
+    if end <= pos or not data.startswith(b"\x80\x05"):
+        return False
+    op = data[pos]
+    width = _FIXED_WIDTH.get(op)
+    if width is not None:
+        pos += 1 + width
+    else:
+        width = _LENGTH_WIDTH.get(op)
+        if width is None or end < pos + 1 + width:
+            return False
+        pos += 1 + width + int.from_bytes(data[pos + 1 : pos + 1 + width], "little")
+    if pos < end and data[pos] == 0x94:
+        pos += 1
+    return pos + 1 == end and data[pos] == 0x2E
 
 
 def steps(data: bytes, persistent_load: Callable[[Any], Any], step: int = 65536) -> Steps:
@@ -147,11 +191,11 @@ def steps(data: bytes, persistent_load: Callable[[Any], Any], step: int = 65536)
     Raises:
         StrictDecodeError: as ``loads`` does, from the slice that finds the problem.
     """
-    return _decode(data, persistent_load, step)
+    return _decode(data, persistent_load, step, [])
 
 
 def _decode(  # noqa: PLR0915 - one loop over local variables is the decoder's speed
-    data: bytes, persistent_load: Callable[[Any], Any], step: int
+    data: bytes, persistent_load: Callable[[Any], Any], step: int, decoded: list[Any]
 ) -> Steps:
     if type(data) is not bytes:
         data = bytes(data)
@@ -168,7 +212,7 @@ def _decode(  # noqa: PLR0915 - one loop over local variables is the decoder's s
     # container (or by POP), and comes back only through the memo, which shares it: so
     # these are the only containers that may still change, and the depth of the others is
     # final.
-    containers = array("q")
+    containers = _NO_ENTRIES[:0]
     shared: set[int] = set()  # ids of containers fetched from the memo: unchangeable
     # Objects from references, by id (kept alive, so that no id is reused): never changed
     # and never walked.
@@ -253,12 +297,18 @@ def _decode(  # noqa: PLR0915 - one loop over local variables is the decoder's s
         elif op == 0x28:  # MARK
             floor = len(stack)
             marks.append(floor)
-        elif op in _MARKED:
-            # TUPLE, APPENDS, SETITEMS, ADDITEMS, FROZENSET, POP_MARK: pop to the mark
-            if not marks:
-                raise StrictDecodeError("no mark on the stack")
-            start = marks.pop()
-            floor = marks[-1] if marks else 0
+        elif op in _COLLECTING:
+            # TUPLE, APPENDS, SETITEMS, ADDITEMS, FROZENSET, POP_MARK take the items above
+            # the mark; APPEND and SETITEM the top one or two.
+            if op in {0x61, 0x73}:  # APPEND, SETITEM
+                start = len(stack) - (1 if op == 0x61 else 2)
+                if start < floor:
+                    raise _underflow()
+            else:
+                if not marks:
+                    raise StrictDecodeError("no mark on the stack")
+                start = marks.pop()
+                floor = marks[-1] if marks else 0
             items = stack[start:]
             del stack[start:]
             if containers and containers[-1] >= start << 7:
@@ -292,11 +342,24 @@ def _decode(  # noqa: PLR0915 - one loop over local variables is the decoder's s
                 push(frozenset(members))
                 containers.append(start << 7 | depth)
                 continue
-            target = _changeable(stack, floor, containers, shared, _KIND_OPS[op])
-            memory -= _grow(containers, depth, len(items), op)
+            # Added to the container below the items: one this decoder built (its entry is
+            # on top of the others) and has not shared.
+            kind, item_cost = _ADDING[op]
+            top = start - 1
+            if top < floor or type(stack[top]) is not kind:
+                raise _not_on_stack(kind)
+            entry = containers[-1] if containers else -1
+            if entry >> 7 != top:
+                raise StrictDecodeError(f"only a {kind.__name__} built here can be added to")
+            target = stack[top]
+            if id(target) in shared:
+                raise StrictDecodeError(f"a {kind.__name__} is added to after it was shared")
+            if depth > entry & 127:
+                containers[-1] = top << 7 | depth
+            memory -= item_cost * len(items)
             if memory < 0:
                 raise _out_of_memory()
-            if op == 0x65:  # APPENDS
+            if kind is list:
                 target.extend(items)
                 continue
             for first in range(0, len(items), _SLICE_ITEMS):
@@ -378,28 +441,8 @@ def _decode(  # noqa: PLR0915 - one loop over local variables is the decoder's s
                 raise StrictDecodeError("unbalanced stack at STOP")
             if pos != end:
                 raise StrictDecodeError("trailing bytes after STOP")
+            decoded.append(stack[0])
             return stack[0]
-        elif op in {0x61, 0x73}:  # APPEND, SETITEM
-            count = 1 if op == 0x61 else 2
-            start = len(stack) - count
-            if start < floor:
-                raise _underflow()
-            items = stack[start:]
-            del stack[start:]
-            if containers and containers[-1] >= start << 7:
-                depth = _inner_depth(containers, start) + 1
-                if depth > MAX_DEPTH:
-                    raise _too_deep()
-            else:
-                depth = 1
-            target = _changeable(stack, floor, containers, shared, _KIND_OPS[op])
-            memory -= _grow(containers, depth, count, op)
-            if op == 0x61:
-                target.append(items[0])
-            else:
-                memory -= add_items(target, items, foreign, counts)
-            if memory < 0:
-                raise _out_of_memory()
         elif op == 0x47:  # BINFLOAT
             if pos + 8 > end:
                 raise _truncated()
@@ -439,35 +482,6 @@ def _inner_depth(containers: array[int], start: int) -> int:
         inner = containers.pop() & 127
         depth = max(depth, inner)
     return depth
-
-
-def _changeable(
-    stack: list[Any], floor: int, containers: array[int], shared: set[int], kind: type
-) -> Any:
-    """The container of ``kind`` on top of the stack, if this decoder built it and has not
-    shared it."""
-    top = len(stack) - 1
-    if top < floor or type(stack[top]) is not kind:
-        raise _not_on_stack(kind)
-    if not containers or containers[-1] >> 7 != top:
-        raise StrictDecodeError(f"only a {kind.__name__} built here can be added to")
-    target = stack[top]
-    if id(target) in shared:
-        raise StrictDecodeError(f"a {kind.__name__} is added to after it was shared")
-    return target
-
-
-def _grow(containers: array[int], depth: int, count: int, op: int) -> int:
-    """Record that ``count`` items, the deepest ``depth - 1`` deep, join the top
-    container; what they cost in memory."""
-    entry = containers[-1]
-    if depth > entry & 127:
-        containers[-1] = entry >> 7 << 7 | depth
-    if op in {0x61, 0x65}:
-        return _LIST_ITEM * count
-    if op in {0x73, 0x75}:
-        return _DICT_ITEM * (count // 2)
-    return _SET_ITEM * count
 
 
 def _global(module: Any, name: Any) -> Any:
