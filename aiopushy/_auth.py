@@ -44,15 +44,17 @@ def load_token(
 ) -> bytes | None:
     """The shared secret from ``token``, else ``token_file``, else ``$AIOPUSHY_TOKEN``.
 
+    A token file (``~`` is expanded) must be a regular file of the current user that no
+    one else may read or write; it is checked and read through one open file, so it
+    cannot be swapped between the two.
+
     Raises:
-        ValueError: the token file is readable by others, or a token is empty.
+        ValueError: the token file is someone else's, accessible to others, or not a
+            regular file, or a token is empty.
+        OSError: the token file cannot be read.
     """
     if token is None and token_file is not None:
-        path = Path(token_file)
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ValueError(f"token file {path} is accessible to others: chmod 600 it")
-        token = path.read_bytes().strip()
+        token = _read_token_file(Path(token_file).expanduser())
     if token is None:
         token = os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None  # empty means unset
     if token is None:
@@ -61,6 +63,23 @@ def load_token(
     if not secret:
         raise ValueError("the token is empty")
     return secret
+
+
+def _read_token_file(path: Path) -> bytes:
+    # Non-blocking: a FIFO planted as the token file must not hang the open.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError(f"token file {path} is not a regular file")
+        owner = os.geteuid() if hasattr(os, "geteuid") else None
+        if owner is not None and status.st_uid != owner:
+            raise ValueError(
+                f"token file {path} belongs to uid {status.st_uid}, not to you (uid {owner})"
+            )
+        if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ValueError(f"token file {path} is accessible to others: chmod 600 it")
+        return file.read().strip()
 
 
 async def client_handshake(

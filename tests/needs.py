@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -89,3 +90,14 @@ def require(reason: str | None) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"required in CI: {reason}")
         pytest.skip(reason)
+
+
+def mount_namespace_missing() -> str | None:
+    """Why a test cannot give a process a private ``/etc/hosts`` here (``unshare -m`` and
+    a bind mount, as root), or None."""
+    if shutil.which("unshare") is None or os.getuid() != 0:
+        return "needs root and unshare (util-linux) for a private /etc/hosts"
+    probe = ["unshare", "-m", "sh", "-c", "mount --bind /etc/hosts /etc/hosts"]
+    if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        return "this machine does not allow mount namespaces (unshare -m)"
+    return None

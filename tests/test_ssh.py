@@ -196,6 +196,19 @@ async def test_unknown_host_key(openssh: Server, native: bool, tmp_path: Path) -
     assert "not in" in str(info.value) and "accept-new" in str(info.value)
 
 
+async def test_missing_known_hosts_file(openssh: Server, native: bool, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "known_hosts"
+    kwargs = openssh.connect_kwargs(use_native=native, known_hosts=str(missing))
+    with pytest.raises(pushy.HostKeyError, match="which does not exist"):
+        await pushy.connect("ssh:127.0.0.1", **kwargs)
+    # accept-new creates it (and its directory), and trusts the key from then on
+    async with pushy.connect("ssh:127.0.0.1", **kwargs, host_key_policy="accept-new") as conn:
+        assert await conn.eval("1") == 1
+    assert f"[127.0.0.1]:{openssh.port} ssh-ed25519 " in missing.read_text()
+    async with pushy.connect("ssh:127.0.0.1", **kwargs) as conn:
+        assert await conn.eval("2") == 2
+
+
 async def test_changed_host_key(openssh: Server, native: bool, tmp_path: Path) -> None:
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
     wrong = tmp_path / "known_hosts"

@@ -28,7 +28,7 @@ from .._remote import output
 from .._remote.channel import Channel
 from .._remote.main import serve as serve_channel
 from .._remote.peer import Peer
-from ._net import is_loopback
+from ._net import loopback_binding
 
 logger = logging.getLogger("aiopushy.server")
 
@@ -79,7 +79,9 @@ class DaemonServer:
         self._server: asyncio.Server | None = None
         self.address: tuple[str, int] = ("", 0)
 
-    async def _start(self, host: str, port: int, ssl: ssl_module.SSLContext | None) -> None:
+    async def _start(
+        self, host: str | list[str], port: int, ssl: ssl_module.SSLContext | None
+    ) -> None:
         self._server = await asyncio.start_server(self._handle, host, port, ssl=ssl)
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
@@ -229,7 +231,8 @@ async def serve(
         failure_window: see ``max_failures``.
 
     Raises:
-        ValueError: no token without ``insecure``, or ``insecure`` off loopback.
+        ValueError: no token without ``insecure``, or ``insecure`` with a ``host`` that
+            does not resolve to loopback addresses only.
     """
     secret = load_token(token, token_file)
     if secret is None and not insecure:
@@ -237,8 +240,9 @@ async def serve(
             "refusing to start without authentication: give a token (token=, token_file= "
             "or $AIOPUSHY_TOKEN), or insecure=True on a loopback address"
         )
-    if secret is None and not is_loopback(host):
-        raise ValueError(f"insecure mode is only allowed on loopback addresses, not {host!r}")
+    bind: str | list[str] = host
+    if secret is None:
+        bind = await loopback_binding(host, port)
     _install_routed_output()
     server = DaemonServer(
         token=secret,
@@ -249,7 +253,7 @@ async def serve(
         max_failures=max_failures,
         failure_window=failure_window,
     )
-    await server._start(host, port, ssl)
+    await server._start(bind, port, ssl)
     logger.info("aiopushy daemon listening on %s:%d", *server.address)
     return server
 

@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 
 from .. import _bootstrap, _pipeproto
-from ._net import is_loopback
+from ._net import loopback_binding
 
 logger = logging.getLogger("aiopushy.server.pipe")
 
@@ -242,9 +242,8 @@ async def serve_pipe(
         os.chmod(path, 0o700)  # Samba (root) connects; nobody else
         addresses.append(path)
     if tcp is not None:
-        if not is_loopback(tcp[0]):
-            raise ValueError(f"the pipe server's TCP side must be loopback, not {tcp[0]!r}")
-        server = await asyncio.start_server(sessions.handle, tcp[0], tcp[1])
+        bind = await loopback_binding(tcp[0], tcp[1])
+        server = await asyncio.start_server(sessions.handle, bind, tcp[1])
         servers.append(server)
         host, port = server.sockets[0].getsockname()[:2]
         addresses.append(f"{host}:{port}")

@@ -140,6 +140,8 @@ async def _open(options: SSHOptions) -> _Shared:
     else:
         try:
             kwargs["known_hosts"] = _read_known_hosts(options.known_hosts_path)
+        except FileNotFoundError:  # nothing known: every host key is unknown
+            kwargs["known_hosts"] = asyncssh.import_known_hosts("")
         except (OSError, ValueError):  # let asyncssh report it as it does
             kwargs["known_hosts"] = options.known_hosts_path
     try:

@@ -3,6 +3,7 @@ the remote command line, host-key policies and error messages."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Sequence
@@ -174,6 +175,15 @@ def remote_command(command: Sequence[str], sudo: bool | str) -> str:
     return "exec /bin/sh -c " + shlex.quote(script)
 
 
+def make_known_hosts_directory(options: SSHOptions) -> None:
+    """With ``accept-new``, create the known-hosts file's directory (mode 0700) if it is
+    missing, so that the first key can be recorded; this host's paths only."""
+    if options.host_key_policy == "accept-new":
+        directory = os.path.dirname(options.known_hosts_path) or "."
+        with contextlib.suppress(OSError):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+
+
 def host_key_error_message(options: SSHOptions, changed: bool) -> str:
     """Explain a host-key failure and how to fix it."""
     label = options.host_label()
@@ -184,8 +194,9 @@ def host_key_error_message(options: SSHOptions, changed: bool) -> str:
             "may be intercepting the connection, or the host was reinstalled. If you are "
             f"sure it is legitimate, remove the old entry (ssh-keygen -R '{label}' -f {path})"
         )
+    where = path if os.path.exists(path) else f"{path} (which does not exist)"
     return (
-        f"the host key of {label} is not in {path}. Verify it and add it (for example with "
+        f"the host key of {label} is not in {where}. Verify it and add it (for example with "
         f"ssh-keyscan -p {options.port or 22} {options.address.host} >> {path}), or connect with "
         "host_key_policy='accept-new' to trust it on first use"
     )

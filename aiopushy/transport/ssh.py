@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._asyncssh import AsyncSSHTransport
-from ._sshcommon import PROBE_PYTHON, make_options
+from ._sshcommon import PROBE_PYTHON, make_known_hosts_directory, make_options
 from .base import BaseTransport
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ async def Popen(
         ConnectError: or one of its subclasses naming the cause.
     """
     options = make_options(address, username=username, password=password, **kwargs)
+    if via is None:
+        make_known_hosts_directory(options)
     if use_native or via is not None:
         if via is not None and use_native is False:
             raise ValueError(
