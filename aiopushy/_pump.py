@@ -109,6 +109,9 @@ class Pump:
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 await self._on_end()
                 return
+            except ProtocolError as exc:  # the transport found the link tampered with
+                self._fail(exc)
+                return
             if not self.feed(data):
                 return
             while self._slicing:
@@ -193,6 +196,8 @@ class Pump:
         self._failed = True
         self._slicing = False
         self._resumed.set()
-        error = exc if isinstance(exc, ProtocolError) else ProtocolError(str(exc))
-        self._on_error(ProtocolError(f"{self._target}: {error}"))
+        message = str(exc)
+        if not message.startswith(self._target):
+            message = f"{self._target}: {message}"
+        self._on_error(ProtocolError(message))
         return False

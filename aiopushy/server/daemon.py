@@ -3,7 +3,11 @@
 Every client gets its own peer (namespace, object table, worker threads), run on a
 thread of its own by the same remote code the bootstrap ships; the event loop only
 accepts connections, authenticates them and moves bytes. Before authentication nothing
-is decoded, every read has a deadline, and failures from one address are rate-limited.
+is decoded, every read has a deadline, and attempts are admitted by ``Admission``:
+recent failures plus attempts in flight per address stay within ``max_failures``, at
+most ``max_pending`` attempts are in flight in all, and idle connections give way to
+new ones. Warnings about refused clients are rate-limited, and running out of file
+descriptors is one warning, not a traceback per connection.
 """
 
 from __future__ import annotations
@@ -15,22 +19,27 @@ import os
 import ssl as ssl_module
 import sys
 import threading
-import time
-from collections import defaultdict, deque
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
 
-from .._auth import DEFAULT_PORT, load_token, server_handshake
+from .._auth import DEFAULT_PORT, LinkKeys, channel_binding, load_token
 from .._protocol import messages as m
 from .._protocol.framing import REMOTE_MAX_FRAME_SIZE
 from .._remote import output
 from .._remote.channel import Channel
 from .._remote.main import serve as serve_channel
 from .._remote.peer import Peer
-from ._net import loopback_binding
+from ._admission import Admission
+from ._gate import RecordLink, pass_gate
+from ._net import QuietLog, loopback_binding, quiet_accept_errors, raise_file_limit
 
 logger = logging.getLogger("aiopushy.server")
+
+#: File descriptors kept for everything but connections (the interpreter's own, the
+#: listening sockets, logs, and what the sessions' code opens).
+FILE_RESERVE = 64
 
 _output_installed = threading.Lock()
 
@@ -52,6 +61,14 @@ def _install_routed_output() -> None:
         setattr(sys, name, writer)
 
 
+def _plain_sender(writer: asyncio.StreamWriter) -> Callable[[bytes], Coroutine[Any, Any, None]]:
+    async def send(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    return send
+
+
 class DaemonServer:
     """A running daemon: ``address`` is the bound ``(host, port)``."""
 
@@ -60,6 +77,7 @@ class DaemonServer:
         *,
         token: bytes | None,
         max_connections: int,
+        max_pending: int,
         max_frame_size: int,
         handshake_timeout: float,
         idle_timeout: float,
@@ -71,9 +89,14 @@ class DaemonServer:
         self._max_frame_size = max_frame_size
         self._handshake_timeout = handshake_timeout
         self._idle_timeout = idle_timeout
-        self._max_failures = max_failures
-        self._failure_window = failure_window
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._admission = Admission(
+            max_pending=max_pending,
+            max_per_address=max(1, max_pending // 2),
+            max_waiting=4 * max_pending,
+            max_failures=max_failures,
+            window=failure_window,
+        )
+        self._log = QuietLog(logger)
         self._clients: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
@@ -82,15 +105,24 @@ class DaemonServer:
     async def _start(
         self, host: str | list[str], port: int, ssl: ssl_module.SSLContext | None
     ) -> None:
+        # Every client and every attempt holds a file descriptor: make room for them, or
+        # let fewer connections wait where the limit cannot be raised.
+        admission = self._admission
+        wanted = self._max_connections + admission.max_pending + admission.max_waiting
+        available = raise_file_limit(wanted + FILE_RESERVE) - FILE_RESERVE
+        if available < wanted:
+            spare = available - self._max_connections - admission.max_pending
+            admission.max_waiting = max(0, spare)
+            logger.warning(
+                "the limit on open files (ulimit -n) leaves room for %d waiting connections, "
+                "not %d: raise it, or lower max_connections",
+                admission.max_waiting,
+                wanted - self._max_connections - admission.max_pending,
+            )
         self._server = await asyncio.start_server(self._handle, host, port, ssl=ssl)
+        quiet_accept_errors(asyncio.get_running_loop(), self._server.sockets, self._log)
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
-
-    def _rate_limited(self, client: str) -> bool:
-        failures = self._failures[client]
-        while failures and failures[0] < time.monotonic() - self._failure_window:
-            failures.popleft()
-        return len(failures) >= self._max_failures
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -101,24 +133,25 @@ class DaemonServer:
         client = str(peername[0])
         try:
             if len(self._clients) >= self._max_connections:
-                logger.warning("refusing %s: %d clients already", client, len(self._clients))
+                self._log.report(
+                    "full", "refusing %s: %d clients already", client, len(self._clients)
+                )
                 return
-            if self._rate_limited(client):
-                logger.warning("refusing %s: too many failed logins", client)
-                return
-            try:
-                with anyio.fail_after(self._handshake_timeout):
-                    accepted = await server_handshake(reader, writer, self._token)
-            except (TimeoutError, asyncio.IncompleteReadError, OSError, ssl_module.SSLError):
-                logger.info("dropping %s: no valid handshake", client)
-                return
-            if not accepted:
-                self._failures[client].append(time.monotonic())
-                logger.warning("authentication failed for %s", client)
+            passed = await pass_gate(
+                reader,
+                writer,
+                token=self._token,
+                binding=channel_binding(writer.get_extra_info("ssl_object")),
+                admission=self._admission,
+                address=client,
+                deadline=self._handshake_timeout,
+                log=self._log,
+            )
+            if passed is None:
                 return
             self._clients.add(writer)
             try:
-                await self._serve_client(reader, writer)
+                await self._serve_client(reader, writer, passed.keys, client)
             finally:
                 self._clients.discard(writer)
         finally:
@@ -127,20 +160,27 @@ class DaemonServer:
                 await writer.wait_closed()
 
     async def _serve_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        keys: LinkKeys | None,
+        client: str,
     ) -> None:
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
+        receive: Callable[[int], Coroutine[Any, Any, bytes]] = reader.read
+        send: Callable[[bytes], Coroutine[Any, Any, None]] = _plain_sender(writer)
+        if keys is not None:  # insecure mode has no keys, and no records
+            link = RecordLink(reader, writer, keys, self._log, client)
+            receive, send = link.read, link.write
 
         def read(size: int) -> bytes:
             try:
-                return asyncio.run_coroutine_threadsafe(reader.read(size), loop).result()
+                return asyncio.run_coroutine_threadsafe(receive(size), loop).result()
             except Exception:
                 return b""
 
-        async def write_all(data: bytes) -> None:
-            writer.write(data)
-            await writer.drain()
+        write_all = send
 
         def write(data: bytes | memoryview) -> int:
             chunk = bytes(data)
@@ -206,6 +246,7 @@ async def serve(
     insecure: bool = False,
     ssl: ssl_module.SSLContext | None = None,
     max_connections: int = 128,
+    max_pending: int = 64,
     max_frame_size: int = REMOTE_MAX_FRAME_SIZE,
     handshake_timeout: float = 10.0,
     idle_timeout: float = 300.0,
@@ -223,11 +264,14 @@ async def serve(
         insecure: allow running without a token (loopback addresses only).
         ssl: a server ``ssl.SSLContext`` (require client certificates in it if wanted).
         max_connections: clients served at once; more are turned away.
+        max_pending: connections that have not authenticated yet, at once; a new one
+            beyond it ends the oldest (so idle connections cannot lock clients out).
         max_frame_size: the largest message a client may send.
         handshake_timeout: seconds a new connection gets to authenticate.
         idle_timeout: seconds of silence (no heartbeat) after which a client is dropped.
         max_failures: failed logins from one address within ``failure_window`` seconds
-            after which that address is refused until the window passes.
+            after which that address is refused until the window passes; its logins in
+            progress count too (parallel guesses count as soon as they start).
         failure_window: see ``max_failures``.
 
     Raises:
@@ -247,6 +291,7 @@ async def serve(
     server = DaemonServer(
         token=secret,
         max_connections=max_connections,
+        max_pending=max_pending,
         max_frame_size=max_frame_size,
         handshake_timeout=handshake_timeout,
         idle_timeout=idle_timeout,

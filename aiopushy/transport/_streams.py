@@ -12,6 +12,9 @@ from typing import Protocol
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
+from .._exceptions import ProtocolError
+from .._records import RecordError, RecordReader, RecordWriter
+
 
 class Reader(Protocol):
     """What ``asyncio.StreamReader`` and ``asyncssh.SSHReader`` have in common."""
@@ -193,3 +196,42 @@ class FedStream(ByteReceiveStream):
 
     async def aclose(self) -> None:
         """Nothing to do: the transport closes the pipe."""
+
+
+class SealedWriterStream(WriterStream):
+    """A ``WriterStream`` whose bytes travel as authenticated records (``_records``)."""
+
+    def __init__(self, writer: Writer, records: RecordWriter) -> None:
+        super().__init__(writer)
+        self._records = records
+
+    def write_nowait(self, pieces: Iterable[bytes]) -> bool:
+        """Seal the pieces into records, then queue them in order (see ``WriterStream``)."""
+        return super().write_nowait([r for piece in pieces for r in self._records.seal(piece)])
+
+
+class OpenedReaderStream(ByteReceiveStream):
+    """The payloads of the authenticated records read from ``inner`` (``_records``).
+
+    A record that fails its check raises ``ProtocolError``: the link was tampered with.
+    """
+
+    def __init__(self, inner: ByteReceiveStream, records: RecordReader, target: str) -> None:
+        self._inner = inner
+        self._records = records
+        self._target = target
+
+    async def receive(self, max_bytes: int = 262144) -> bytes:
+        """Authenticated bytes as soon as a record is complete."""
+        while True:
+            try:
+                data = self._records.payloads()
+            except RecordError as exc:
+                raise ProtocolError(f"{self._target}: the link was tampered with: {exc}") from exc
+            if data:
+                return data
+            self._records.receive_data(await self._inner.receive(max_bytes))
+
+    async def aclose(self) -> None:
+        """Close the inner stream."""
+        await self._inner.aclose()

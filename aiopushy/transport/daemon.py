@@ -3,8 +3,9 @@
 ``connect("daemon:host[:port]", token=..., ssl=...)``. The daemon already runs aiopushy,
 so no bootstrap is sent (``command`` is ignored, as the seed says); the version handshake
 still happens. Authentication (an HMAC challenge-response over a shared token, in both
-directions) runs before anything is decoded as a frame. Files are copied through the
-protocol, in chunks.
+directions, bound to the TLS channel when there is one) runs before anything is decoded
+as a frame; every byte after it travels in records authenticated with keys from that
+handshake (``_records``). Files are copied through the protocol, in chunks.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import ssl as ssl_module
 from collections.abc import Sequence
 
 import anyio
+from anyio.abc import ByteReceiveStream
 
-from .._auth import DEFAULT_PORT, client_handshake, load_token
+from .._auth import DEFAULT_PORT, LinkKeys, channel_binding, client_handshake, load_token
+from .._records import RecordReader, RecordWriter
 from ._neterrors import network_error
 from ._sshcommon import parse_address
-from ._streams import ReaderStream, WriterStream
+from ._streams import OpenedReaderStream, ReaderStream, SealedWriterStream, WriterStream
 from .base import BaseTransport, EmptyReceiveStream
 
 DEFAULT_PYTHON = "unused"
@@ -35,12 +38,21 @@ class DaemonTransport(BaseTransport):
     needs_bootstrap = False
 
     def __init__(
-        self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        address: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        keys: LinkKeys | None,
     ) -> None:
         self.address = address
         self._writer = writer
-        self.stdin = WriterStream(writer)
-        self.stdout = ReaderStream(reader)
+        if keys is None:  # a server without a token: no keys, no records
+            self.stdin: WriterStream = WriterStream(writer)
+            self.stdout: ByteReceiveStream = ReaderStream(reader)
+        else:
+            self.stdin = SealedWriterStream(writer, RecordWriter(keys.sending))
+            records = RecordReader(keys.receiving)
+            self.stdout = OpenedReaderStream(ReaderStream(reader), records, f"daemon:{address}")
         self.stderr = EmptyReceiveStream()
 
     def kill(self) -> None:
@@ -93,14 +105,15 @@ async def Popen(
             reader, writer = await asyncio.open_connection(
                 host, port, ssl=context, server_hostname=server_hostname if context else None
             )
+            binding = channel_binding(writer.get_extra_info("ssl_object"))
             try:
-                await client_handshake(reader, writer, secret, target)
+                keys = await client_handshake(reader, writer, secret, target, binding)
             except BaseException:
                 writer.close()
                 raise
     except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
         raise network_error(exc, target, host) from exc
-    return DaemonTransport(f"{host}:{port}", reader, writer)
+    return DaemonTransport(f"{host}:{port}", reader, writer, keys)
 
 
 __all__ = ["DEFAULT_PORT", "DaemonTransport", "Popen"]
