@@ -104,6 +104,26 @@ def _parser() -> argparse.ArgumentParser:
     pipe.add_argument("--name", default="aiopushy", help="the pipe's name (default aiopushy)")
     pipe.add_argument("--tcp", metavar="HOST:PORT", help="also accept forwarded opens on TCP")
     pipe.add_argument("--python", help="interpreter started for each session")
+    pipe.add_argument(
+        "--token-file",
+        help="file holding the token every open must prove (else $AIOPUSHY_TOKEN); "
+        "required with --tcp",
+    )
+    pipe.add_argument(
+        "--allow-user",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="Samba mode: a unix user whose SMB sessions may open the pipe (repeatable; "
+        "default: this server's own user)",
+    )
+    pipe.add_argument(
+        "--allow-group",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="Samba mode: a unix group whose members may open the pipe (repeatable)",
+    )
     return parser
 
 
@@ -120,6 +140,9 @@ def _serve_pipe(args: argparse.Namespace) -> int:
             name=args.name,
             tcp=tcp,
             python=[args.python] if args.python else None,
+            token_file=args.token_file,
+            allow_users=args.allow_user,
+            allow_groups=args.allow_group,
         )
         print(f"aiopushy pipe server listening on {', '.join(server.addresses)}", flush=True)
         try:

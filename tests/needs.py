@@ -101,3 +101,25 @@ def mount_namespace_missing() -> str | None:
     if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
         return "this machine does not allow mount namespaces (unshare -m)"
     return None
+
+
+#: A second local user for the tests that try the servers as someone else.
+OTHER_USER = "aiopushy-other"
+
+
+def other_user_missing() -> str | None:
+    """Why a second local user cannot be had here (creating it if needed), or None."""
+    import pwd
+
+    try:
+        pwd.getpwnam(OTHER_USER)
+        return None
+    except KeyError:
+        pass
+    if os.getuid() != 0 or shutil.which("useradd") is None:
+        return f"needs root and useradd to create the local user {OTHER_USER}"
+    command = ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return f"cannot create the local user {OTHER_USER}: {result.stderr.strip()}"
+    return None

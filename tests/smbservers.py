@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .needs import SMBD
@@ -58,11 +58,14 @@ def impacket_server(pipe_port: int, share: Path) -> Iterator[tuple[int, subproce
 
 
 @contextlib.contextmanager
-def samba_server(directory: Path, share: Path) -> Iterator[tuple[int, str, str]]:
+def samba_server(
+    directory: Path, share: Path, other_users: Sequence[str] = ()
+) -> Iterator[tuple[int, str, str]]:
     """Samba's smbd on a free loopback port; yields (port, user, np socket directory).
 
-    The SMB user is the current Unix user with ``PASSWORD``. Opens of a named pipe reach
-    ``<np dir>/<name>``, where the test runs aiopushy's pipe server.
+    The SMB user is the current Unix user with ``PASSWORD`` (and ``other_users``, unix
+    users too, with the same password). Opens of a named pipe reach ``<np dir>/<name>``,
+    where the test runs aiopushy's pipe server.
     """
     assert SMBD is not None
     user = getpass.getuser()
@@ -93,12 +96,13 @@ def samba_server(directory: Path, share: Path) -> Iterator[tuple[int, str, str]]
         "read only = no\n"
         f"valid users = {user}\n"
     )
-    subprocess.run(
-        ["smbpasswd", "-c", str(config), "-a", "-s", user],
-        input=f"{PASSWORD}\n{PASSWORD}\n".encode(),
-        check=True,
-        capture_output=True,
-    )
+    for name in (user, *other_users):
+        subprocess.run(
+            ["smbpasswd", "-c", str(config), "-a", "-s", name],
+            input=f"{PASSWORD}\n{PASSWORD}\n".encode(),
+            check=True,
+            capture_output=True,
+        )
     # A new session: when smbd ends it signals its whole process group.
     process = subprocess.Popen(
         [SMBD, "-F", "--no-process-group", f"--configfile={config}"],

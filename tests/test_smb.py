@@ -28,6 +28,9 @@ from .smbservers import PASSWORD, USER, impacket_server, samba_server
 
 pytestmark = pytest.mark.anyio
 
+#: What the pipe server's TCP side asks every open for, behind impacket's server.
+PIPE_TOKEN = "pipe token"
+
 impacket = pytest.importorskip("impacket", reason="the smb extra is not installed")
 
 
@@ -70,14 +73,16 @@ async def impacket_smb(
     share.mkdir()
     (tmp_path / "samba").mkdir()
     if request.param == "impacket":
-        pipe_server = await serve_pipe(tcp=("127.0.0.1", 0))
+        pipe_server = await serve_pipe(tcp=("127.0.0.1", 0), token=PIPE_TOKEN)
         pipe_port = int(pipe_server.addresses[0].rsplit(":", 1)[1])
         servers = impacket_server(pipe_port, share)
         user = USER
+        extra = {"token": PIPE_TOKEN}
     else:
         require(samba_missing())
         servers = samba_server(tmp_path / "samba", share)
         pipe_server = None
+        extra = {}
     try:
         with servers as started:
             if request.param == "samba":
@@ -85,7 +90,13 @@ async def impacket_smb(
                 pipe_server = await serve_pipe(samba_np_dir=np_dir)
             else:
                 port, _ = started  # type: ignore[misc]
-            yield {"port": port, "username": user, "password": PASSWORD, "connect_timeout": 30}
+            yield {
+                "port": port,
+                "username": user,
+                "password": PASSWORD,
+                "connect_timeout": 30,
+                **extra,
+            }
     finally:
         if pipe_server is not None:
             pipe_server.close()
@@ -225,12 +236,12 @@ async def test_file_copy_through_a_share(impacket_smb: dict[str, object], tmp_pa
 
 
 async def test_smb_server_killed_mid_call(tmp_path: Path, anyio_backend: str) -> None:
-    pipe_server = await serve_pipe(tcp=("127.0.0.1", 0))
+    pipe_server = await serve_pipe(tcp=("127.0.0.1", 0), token=PIPE_TOKEN)
     pipe_port = int(pipe_server.addresses[0].rsplit(":", 1)[1])
     (tmp_path / "share").mkdir()
     try:
         with impacket_server(pipe_port, tmp_path / "share") as (port, process):
-            kwargs = {"port": port, "username": USER, "password": PASSWORD, "connect_timeout": 30}
+            kwargs = {"port": port, "username": USER, "password": PASSWORD, "token": PIPE_TOKEN}
             async with pushy.connect("smb:127.0.0.1", **kwargs) as conn:
                 pending = asyncio.ensure_future(conn.modules.time.sleep(30))
                 await anyio.sleep(0.3)

@@ -6,10 +6,19 @@ same as ``local:``) and moves bytes: the client still ships the remote code, so 
 server needs nothing but Python. Two ways in:
 
 * **Samba** (Linux): Samba hands each open of ``\\\\host\\pipe\\NAME`` to a unix socket
-  ``<np dir>/<name>``, after a "named pipe auth" exchange that ``_samba_accept`` answers.
-  ``aiopushy serve-pipe --samba-np-dir DIR --name aiopushy``.
+  ``<np dir>/<name>``, after a "named pipe auth" request that names the SMB user Samba
+  authenticated (``_sambaid``). Only the allowed users and groups get past it (default:
+  the server's own user); the others' opens fail with access denied.
+  ``aiopushy serve-pipe --samba-np-dir DIR [--allow-user U] [--allow-group G]``.
 * **TCP on loopback**: for SMB servers that forward pipe opens to a TCP port (impacket's
-  ``SimpleSMBServer.registerNamedPipe``). ``aiopushy serve-pipe --tcp 127.0.0.1:PORT``.
+  ``SimpleSMBServer.registerNamedPipe``, the Windows service). Anyone on the host can
+  reach a loopback port, so every open must pass the token handshake (``_auth``) first;
+  the server refuses to start without a token.
+  ``aiopushy serve-pipe --tcp 127.0.0.1:PORT --token-file FILE``.
+
+Each open passes the same gate as a daemon connection (``_gate``: admission, then the
+handshake; with no token, as in Samba mode without one, the ``none`` greeting) before
+its header is read. No interpreter starts before both halves of a session passed.
 
 The Windows service flavour (``aiopushy.server.winpipe``) shares ``PipeSessions``.
 """
@@ -24,12 +33,18 @@ import struct
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .. import _bootstrap, _pipeproto
-from ._net import loopback_binding
+from .._auth import load_token
+from ._admission import Admission
+from ._gate import pass_gate
+from ._net import QuietLog, loopback_binding
+
+if TYPE_CHECKING:
+    from ._sambaid import AllowList, SambaIdentities
 
 logger = logging.getLogger("aiopushy.server.pipe")
 
@@ -54,30 +69,54 @@ class _Pending:
 
 
 class PipeSessions:
-    """Pairs pipe opens into sessions and runs an interpreter for each."""
+    """Lets pipe opens through the gate, pairs them into sessions and runs an
+    interpreter for each.
 
-    def __init__(self, python: Sequence[str] | None = None) -> None:
+    Attributes:
+        started: interpreters started so far.
+    """
+
+    def __init__(self, python: Sequence[str] | None = None, token: bytes | None = None) -> None:
         self.python = list(python or [sys.executable])
+        self.token = token
+        self.admission = Admission()
+        self.log = QuietLog(logger)
         self._pending: dict[bytes, _Pending] = {}
         self.active = 0
+        self.started = 0
         self.handlers: set[asyncio.Task[Any]] = set()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one pipe open: read its header, wait for its other half, run the session."""
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
+    ) -> None:
+        """Serve one pipe open from ``client``: the gate, its header, its other half,
+        then the session."""
         task = asyncio.current_task()
         if task is not None:
             self.handlers.add(task)
             task.add_done_callback(self.handlers.discard)
         try:
+            passed = await pass_gate(
+                reader,
+                writer,
+                token=self.token,
+                binding=b"",
+                admission=self.admission,
+                address=client,
+                deadline=PAIRING_TIMEOUT,
+                log=self.log,
+            )
+            if passed is None:
+                return
             with anyio.fail_after(PAIRING_TIMEOUT):
                 parsed = _pipeproto.parse_header(await reader.readexactly(_pipeproto.HEADER_SIZE))
             if parsed is None:
-                logger.warning("dropping a pipe client that sent no valid header")
+                self.log.report("header", "dropping a pipe client that sent no valid header")
                 return
             role, session_id = parsed
             pending = self._pending.setdefault(session_id, _Pending())
             if role in pending.halves:
-                logger.warning("dropping a second %r half of one session", role)
+                self.log.report("half", "dropping a second %r half of one session", role)
                 return
             pending.halves[role] = _Half(reader, writer)
             if len(pending.halves) == 2:
@@ -90,9 +129,8 @@ class PipeSessions:
                         await pending.ready.wait()
                 except TimeoutError:
                     self._pending.pop(session_id, None)
-                    logger.warning("pipe session %s: the other half never came", session_id)
+                    self.log.report("pairing", "pipe session: the other half never came")
                     return
-                await pending.ready.wait()
                 # The half that completed the pair runs the session; keep ours open till then.
                 await _closed(writer)
         except (asyncio.IncompleteReadError, TimeoutError, OSError):
@@ -112,6 +150,7 @@ class PipeSessions:
         )
         assert process.stdin and process.stdout and process.stderr
         self.active += 1
+        self.started += 1
         logger.info("pipe session started: interpreter pid %d", process.pid)
         try:
             async with anyio.create_task_group() as group:
@@ -159,11 +198,16 @@ async def _log_stderr(stream: asyncio.StreamReader, pid: int) -> None:
         logger.info("interpreter %d: %s", pid, line.decode("utf-8", "replace").rstrip())
 
 
-def samba_auth_reply(request: bytes) -> bytes:
+#: What a refused pipe open gets from Samba: STATUS_ACCESS_DENIED.
+STATUS_ACCESS_DENIED = 0xC0000022
+
+
+def samba_auth_reply(request: bytes, status: int = 0) -> bytes:
     """The reply to Samba's "named pipe auth" request (length-prefixed NDR).
 
     Bytes 4..8 of the request body hold the level (7 on Samba 4.17); the reply says:
-    byte-mode pipe, device state 0xff, allocation size 4096.
+    byte-mode pipe, device state 0xff, allocation size 4096, and ``status`` (an NTSTATUS:
+    anything but 0 makes Samba fail the open with it).
     """
     level = struct.unpack_from("<I", request, 4)[0] if len(request) >= 8 else 7
     body = (
@@ -171,13 +215,13 @@ def samba_auth_reply(request: bytes) -> bytes:
         + struct.pack("<II", level, level)
         + struct.pack("<HH", _NP_FILE_TYPE_BYTE_MODE, _NP_DEVICE_STATE)
         + b"\x00" * 4
-        + struct.pack("<QI", 4096, 0)
+        + struct.pack("<QI", 4096, status)
     )
     return struct.pack(">I", len(body)) + body
 
 
 def _samba_handler(
-    sessions: PipeSessions,
+    sessions: PipeSessions, identities: SambaIdentities, allowed: AllowList
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -186,12 +230,29 @@ def _samba_handler(
                 if size > 65536:
                     raise ValueError("named pipe auth request too large")
                 request = await reader.readexactly(size)
+                try:
+                    user = await identities.identify(request)
+                except ValueError as exc:
+                    sessions.log.report("identity", "refusing a pipe open: %s", exc)
+                    user = None
+                if user is None or not allowed.admits(user):
+                    if user is not None:
+                        sessions.log.report(
+                            "refused",
+                            "refusing a pipe open by %s (uid %d)",
+                            user.account,
+                            user.uid,
+                        )
+                    writer.write(samba_auth_reply(request, STATUS_ACCESS_DENIED))
+                    await writer.drain()
+                    writer.close()
+                    return
             writer.write(samba_auth_reply(request))
             await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ValueError, OSError):
             writer.close()
             return
-        await sessions.handle(reader, writer)
+        await sessions.handle(reader, writer, f"samba:{user.account}")
 
     return handle
 
@@ -203,11 +264,14 @@ class PipeServer:
     servers: list[asyncio.Server]
     sessions: PipeSessions
     addresses: list[str]
+    identities: SambaIdentities | None = None
 
     def close(self) -> None:
         """Stop accepting new pipe opens."""
         for server in self.servers:
             server.close()
+        if self.identities is not None:
+            self.identities.close()
 
     async def wait_closed(self) -> None:
         """Wait until the listeners are closed and the running sessions have ended."""
@@ -216,6 +280,8 @@ class PipeServer:
                 await asyncio.wait(list(self.sessions.handlers))
             for server in self.servers:
                 await server.wait_closed()
+            if self.identities is not None:
+                await self.identities.wait_closed()
 
 
 async def serve_pipe(
@@ -224,27 +290,69 @@ async def serve_pipe(
     name: str = "aiopushy",
     tcp: tuple[str, int] | None = None,
     python: Sequence[str] | None = None,
+    token: str | bytes | None = None,
+    token_file: str | os.PathLike[str] | None = None,
+    allow_users: Sequence[str] = (),
+    allow_groups: Sequence[str] = (),
+    samba_python: str | None = None,
 ) -> PipeServer:
     """Start the pipe server on Samba's np socket directory and/or a loopback TCP port.
 
+    Args:
+        samba_np_dir: Samba's named-pipe socket directory (Samba mode).
+        name: the pipe's name.
+        tcp: ``(host, port)`` to accept forwarded opens on; the host must resolve to
+            loopback addresses only, and a token is required.
+        python: the interpreter started for each session.
+        token: the shared secret every open must prove (else ``token_file``, else
+            ``$AIOPUSHY_TOKEN``); required with ``tcp``, optional with Samba.
+        token_file: a file holding the token.
+        allow_users: in Samba mode, the unix users (names or uids) whose SMB sessions
+            may open the pipe; with neither this nor ``allow_groups``, this server's own
+            user only.
+        allow_groups: in Samba mode, the unix groups whose members may open the pipe.
+        samba_python: the interpreter that reads Samba's requests with Samba's own code
+            (default: ours if it can, else ``/usr/bin/python3``).
+
     Raises:
-        ValueError: neither way in was given, or the TCP address is not loopback.
+        ValueError: neither way in was given, ``tcp`` without a token, a ``tcp`` host off
+            loopback, an unknown user or group, or no Samba bindings for Samba mode.
     """
     if samba_np_dir is None and tcp is None:
         raise ValueError("give samba_np_dir= (Samba) and/or tcp= (loopback forwarding)")
-    sessions = PipeSessions(python)
+    secret = load_token(token, token_file)
+    if tcp is not None and secret is None:
+        raise ValueError(
+            "the pipe server's TCP side needs a token (token=, token_file= or "
+            "$AIOPUSHY_TOKEN): anyone on this host can reach a loopback port"
+        )
+    sessions = PipeSessions(python, secret)
     servers, addresses = [], []
+    identities = None
     if samba_np_dir is not None:
+        from ._sambaid import AllowList, SambaIdentities
+        from ._sambaid import samba_python as find_samba_python
+
+        allowed = AllowList.of(allow_users, allow_groups)
+        if samba_python is None:
+            samba_python = await anyio.to_thread.run_sync(find_samba_python)
+        identities = SambaIdentities(samba_python)
         path = os.path.join(samba_np_dir, name.lower())
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        servers.append(await asyncio.start_unix_server(_samba_handler(sessions), path))
+        handler = _samba_handler(sessions, identities, allowed)
+        servers.append(await asyncio.start_unix_server(handler, path))
         os.chmod(path, 0o700)  # Samba (root) connects; nobody else
         addresses.append(path)
     if tcp is not None:
         bind = await loopback_binding(tcp[0], tcp[1])
-        server = await asyncio.start_server(sessions.handle, bind, tcp[1])
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("peername") or ("?", 0)
+            await sessions.handle(reader, writer, str(peer[0]))
+
+        server = await asyncio.start_server(accept, bind, tcp[1])
         servers.append(server)
         host, port = server.sockets[0].getsockname()[:2]
         addresses.append(f"{host}:{port}")
-    return PipeServer(servers, sessions, addresses)
+    return PipeServer(servers, sessions, addresses, identities)

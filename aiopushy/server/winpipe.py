@@ -4,7 +4,13 @@ Everything but the pipe calls is shared with the Samba flavour: the service runs
 ``aiopushy.server.pipe`` on a loopback TCP port and relays each client's pipe instance to
 it, exactly as Samba or impacket hand pipe opens over. The pipe is created with a DACL
 that grants read and write to one group only (by default BUILTIN\\Administrators), one
-instance per client.
+instance per client: that DACL is how a client is authenticated (Windows checks it at
+the open), and the relay tells the client so with the handshake's ``none`` greeting.
+
+The hop from the service to its TCP side is the service's own: that side requires a
+token, a random one made at start-up that never leaves the service's process, which the
+relay proves for each pipe instance. Another local user can reach the loopback port, but
+cannot pass its gate.
 
 Install (elevated prompt, with ``pip install aiopushy pywin32``)::
 
@@ -30,20 +36,23 @@ import sys
 import threading
 from typing import Any
 
+from .._auth import GREETING_NONE, blocking_client_handshake
+
 PIPE_NAME = r"\\.\pipe\aiopushy"
 ADMINISTRATORS = "S-1-5-32-544"
 BUFFER = 65536
 
 
-def _start_relay_target() -> tuple[int, threading.Event]:
-    """Run the TCP side of the pipe server on a thread; its port, and an event to stop it."""
+def _start_relay_target(token: bytes) -> tuple[int, threading.Event]:
+    """Run the TCP side of the pipe server on a thread, requiring ``token``; its port, and
+    an event to stop it."""
     from .pipe import serve_pipe
 
     ready: list[int] = []
     started, stop = threading.Event(), threading.Event()
 
     async def main() -> None:
-        server = await serve_pipe(tcp=("127.0.0.1", 0))
+        server = await serve_pipe(tcp=("127.0.0.1", 0), token=token)
         ready.append(int(server.addresses[0].rsplit(":", 1)[1]))
         started.set()
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
@@ -54,12 +63,23 @@ def _start_relay_target() -> tuple[int, threading.Event]:
     return ready[0], stop
 
 
-def _relay(pipe: Any, port: int) -> None:
-    """Move bytes between one client's pipe instance and a pipe-server connection."""
+def _relay(pipe: Any, port: int, token: bytes) -> None:
+    """Move bytes between one client's pipe instance and a pipe-server connection, once
+    the relay has passed the TCP side's gate with the service's token."""
     import win32file
     import win32pipe
 
     sock = socket.create_connection(("127.0.0.1", port))
+    try:
+        blocking_client_handshake(
+            lambda size: sock.recv(size, socket.MSG_WAITALL), sock.sendall, token, PIPE_NAME
+        )
+        win32file.WriteFile(pipe, GREETING_NONE)  # the pipe's DACL admitted the client
+    except Exception:
+        win32pipe.DisconnectNamedPipe(pipe)
+        win32file.CloseHandle(pipe)
+        sock.close()
+        return
 
     def pipe_to_socket() -> None:
         try:
@@ -93,7 +113,8 @@ def serve(stop: threading.Event) -> None:
     import win32pipe
     import win32security
 
-    port, stop_target = _start_relay_target()
+    token = os.urandom(32)  # the service's own: never written anywhere
+    port, stop_target = _start_relay_target(token)
     group = win32security.ConvertStringSidToSid(
         os.environ.get("AIOPUSHY_PIPE_GROUP_SID", ADMINISTRATORS)
     )
@@ -115,7 +136,7 @@ def serve(stop: threading.Event) -> None:
             attributes,
         )
         win32pipe.ConnectNamedPipe(pipe, None)
-        threading.Thread(target=_relay, args=(pipe, port), daemon=True).start()
+        threading.Thread(target=_relay, args=(pipe, port, token), daemon=True).start()
     stop_target.set()
 
 

@@ -25,6 +25,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from .. import _pipeproto
+from .._auth import blocking_client_handshake, load_token
 from .._exceptions import AuthenticationError, ConnectError
 from ._neterrors import network_error
 from .base import BaseTransport, EmptyReceiveStream, reject_unknown_options
@@ -170,6 +171,22 @@ class _PipeEnd:
         data: bytes = self._connection.readNamedPipe(self._tree, self._file, size)
         return data
 
+    def read_exactly(self, size: int) -> bytes:
+        """``size`` bytes, or fewer only if the pipe ended."""
+        data = b""
+        while len(data) < size:
+            chunk = self.read(size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def greet(self, token: bytes | None, header: bytes, target: str) -> None:
+        """Pass the pipe server's gate (the token handshake), then say which half of
+        which session this open is."""
+        blocking_client_handshake(self.read_exactly, self.write, token, target)
+        self.write(header)
+
     def write(self, data: bytes) -> None:
         self._connection.writeNamedPipe(self._tree, self._file, data)
 
@@ -191,6 +208,13 @@ def _smb_error(exc: BaseException, options: SMBOptions) -> ConnectError:
         )
     if "STATUS_ACCESS_DENIED" in text:
         return AuthenticationError(f"{target}: access denied to the pipe", target=target)
+    if "STATUS_PIPE_DISCONNECTED" in text or "STATUS_PIPE_BROKEN" in text:
+        return AuthenticationError(
+            f"{target}: the pipe server hung up at once: it does not admit "
+            f"{options.username or 'this user'!r} (in Samba mode it admits only its "
+            "allowed users), or it is failing (see its log)",
+            target=target,
+        )
     if any(status in text for status in _NOT_FOUND):
         return ConnectError(
             f"{target}: the pipe does not exist: the aiopushy pipe service is not installed "
@@ -237,13 +261,6 @@ class _ThreadSend(ByteSendStream):
 
     async def aclose(self) -> None:
         pass
-
-
-_NOT_FOUND = (
-    "STATUS_OBJECT_NAME_NOT_FOUND",
-    "STATUS_OBJECT_PATH_NOT_FOUND",
-    "STATUS_NO_SUCH_FILE",
-)
 
 
 def _copy_through_share(options: SMBOptions, put: bool, local_path: str, path: str) -> None:
@@ -345,7 +362,9 @@ async def Popen(
         **kwargs: ``port`` (445), ``pipe`` (``"aiopushy"``), ``hashes``
             (``"lmhash:nthash"`` instead of a password), ``kerberos``,
             ``connect_timeout`` (seconds for connecting and logging in, default 30),
-            ``share`` (a file share for ``getfile``/``putfile``, such as ``"C$"``).
+            ``share`` (a file share for ``getfile``/``putfile``, such as ``"C$"``),
+            ``token``/``token_file`` (what the pipe server's TCP side asks for, behind
+            an SMB server that forwards pipe opens to it).
 
     Raises:
         ConnectError: or ``AuthenticationError``, ``ConnectTimeout``, ...
@@ -354,6 +373,7 @@ async def Popen(
         import impacket  # noqa: F401
     except ImportError as exc:
         raise ConnectError("the smb transport needs impacket: pip install aiopushy[smb]") from exc
+    secret = load_token(kwargs.pop("token", None), kwargs.pop("token_file", None))
     options = make_options(address, username, password, domain, **kwargs)
     session_id = _pipeproto.new_session_id()
     ends: list[_PipeEnd] = []
@@ -361,7 +381,9 @@ async def Popen(
         for role in (_pipeproto.TO_REMOTE, _pipeproto.FROM_REMOTE):
             end = await _open_end(options)
             ends.append(end)
-            await anyio.to_thread.run_sync(end.write, _pipeproto.header(role, session_id))
+            await anyio.to_thread.run_sync(
+                end.greet, secret, _pipeproto.header(role, session_id), options.target
+            )
     except BaseException as exc:
         for end in ends:
             end.abort()
