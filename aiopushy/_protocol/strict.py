@@ -104,7 +104,9 @@ _SIZED = {
 }
 _NO_ENTRIES = array("q")
 _MEMO_INDEX = {0x68: _U1, 0x6A: _U4}  # BINGET, LONG_BINGET
-_COLLECTING = {0x74, 0x65, 0x75, 0x90, 0x91, 0x31, 0x61, 0x73}  # ops that take items
+#: Opcodes that take items off the stack: those above the mark, or a fixed number.
+_COLLECTING = {0x74, 0x65, 0x75, 0x90, 0x91, 0x31, 0x61, 0x73, 0x85, 0x86, 0x87}
+_TAKES = {0x61: 1, 0x73: 2, 0x85: 1, 0x86: 2, 0x87: 3}  # APPEND, SETITEM, TUPLE1-3
 #: The container each adding opcode adds to, and what one item it takes costs in memory.
 _ADDING = {
     0x61: (list, _LIST_ITEM),
@@ -276,32 +278,14 @@ def _decode(  # noqa: PLR0915 - one loop over local variables is the decoder's s
                 raise _truncated()
             push(unpack.unpack_from(data, pos)[0])
             pos += unpack.size
-        elif 0x85 <= op <= 0x87:  # TUPLE1, TUPLE2, TUPLE3
-            count = op - 0x84
-            start = len(stack) - count
-            if start < floor:
-                raise _underflow()
-            value = tuple(stack[start:])
-            del stack[start:]
-            if containers and containers[-1] >= start << 7:
-                depth = _inner_depth(containers, start) + 1
-                if depth > MAX_DEPTH:
-                    raise _too_deep()
-            else:
-                depth = 1
-            memory -= _TUPLE + _ENTRY + _TUPLE_ITEM * count
-            if memory < 0:
-                raise _out_of_memory()
-            push(value)
-            containers.append(start << 7 | depth)
         elif op == 0x28:  # MARK
             floor = len(stack)
             marks.append(floor)
         elif op in _COLLECTING:
             # TUPLE, APPENDS, SETITEMS, ADDITEMS, FROZENSET, POP_MARK take the items above
-            # the mark; APPEND and SETITEM the top one or two.
-            if op in {0x61, 0x73}:  # APPEND, SETITEM
-                start = len(stack) - (1 if op == 0x61 else 2)
+            # the mark; TUPLE1 to TUPLE3, APPEND and SETITEM the top one to three.
+            if op in _TAKES:
+                start = len(stack) - _TAKES[op]
                 if start < floor:
                     raise _underflow()
             else:
@@ -319,7 +303,7 @@ def _decode(  # noqa: PLR0915 - one loop over local variables is the decoder's s
                 depth = 1
             if op == 0x31:  # POP_MARK
                 continue
-            if op == 0x74:  # TUPLE
+            if op == 0x74 or 0x85 <= op <= 0x87:  # TUPLE, TUPLE1, TUPLE2, TUPLE3
                 memory -= _TUPLE + _ENTRY + _TUPLE_ITEM * len(items)
                 if memory < 0:
                     raise _out_of_memory()
