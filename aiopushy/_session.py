@@ -229,7 +229,7 @@ class Session:
     def _lost_message(self) -> str:
         code = self.transport.returncode
         status = f" (exit status {code})" if code is not None else ""
-        return f"{self.target}: the remote interpreter went away{status}"
+        return f"{self.target}: {self.transport.ended_by}{status}"
 
     def _on_answer(self, frame: Frame, value: Any) -> None:
         future = self._pending.pop(frame.request_id, None)

@@ -176,7 +176,8 @@ async def test_a_relay_cannot_inject_requests(daemon: Daemon, tmp_path: Path) ->
     relay = Relay(daemon.port, "inject", str(marker))
     try:
         conn = await pushy.connect(relay.target, token=TOKEN, timeout=10)
-        with pytest.raises(pushy.ConnectionLost), anyio.fail_after(10):
+        lost = pytest.raises(pushy.ConnectionLost, match="record fails its check")
+        with lost, anyio.fail_after(10):
             while True:  # the daemon ends the link when the injected bytes arrive
                 await conn.eval("1")
                 await anyio.sleep(0.05)

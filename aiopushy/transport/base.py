@@ -47,10 +47,12 @@ class BaseTransport(abc.ABC):
             means; otherwise the session copies files through the protocol.
         needs_bootstrap: ``False`` when the far side already runs aiopushy (a daemon):
             the session then skips sending the remote code.
+        ended_by: what ends the far side's stream, for the message of a lost session.
     """
 
     native_file_copy: bool = False
     needs_bootstrap: ClassVar[bool] = True
+    ended_by: ClassVar[str] = "the remote interpreter went away"
 
     address: str
     stdin: ByteSendStream

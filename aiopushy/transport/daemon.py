@@ -36,6 +36,11 @@ class DaemonTransport(BaseTransport):
     """A TCP (or TLS) connection to an aiopushy daemon."""
 
     needs_bootstrap = False
+    ended_by = (
+        "the daemon closed the connection (it does so when a record fails its check, as "
+        "when someone on the path changed or injected data, or when a client stays "
+        "silent past its heartbeat timeout; its log says which)"
+    )
 
     def __init__(
         self,
