@@ -3,8 +3,8 @@ that both sides pass, and the keys it gives the link behind it.
 
 It runs on the raw byte stream, before anything is decoded::
 
-    server -> client   GREETING (23 bytes: "... hmac\\n", "... none\\n" or "... lock\\n")
-                       [+ server nonce]
+    server -> client   GREETING (23 bytes: "... hmac\\n", or "... none\\n", "... lock\\n",
+                       "... busy\\n") [+ server nonce]
     client -> server   HMAC(token, "client" | binding | server nonce) + client nonce
     server -> client   ACCEPTED + HMAC(token, "server" | binding | both nonces)  or  REJECTED
 
@@ -19,7 +19,8 @@ replay or reorder what comes after it).
 
 A server started without a token sends the ``none`` greeting and nothing else; a client
 that has a token refuses such a server. A server that refuses the client's address for
-its recent failures sends the ``lock`` greeting and closes.
+its recent failures sends the ``lock`` greeting and closes; one with too many connections
+waiting to authenticate, the ``busy`` greeting.
 
 The pure functions here compute the messages; ``client_handshake`` drives them over
 asyncio streams, ``blocking_client_handshake`` over blocking read and write functions
@@ -47,6 +48,8 @@ GREETING_HMAC = b"AIOPUSHY-DAEMON 2 hmac\n"
 GREETING_NONE = b"AIOPUSHY-DAEMON 2 none\n"
 #: Sent instead of a challenge to an address with too many recent failures.
 GREETING_LOCKED = b"AIOPUSHY-DAEMON 2 lock\n"
+#: Sent instead of a challenge when too many connections wait to authenticate.
+GREETING_BUSY = b"AIOPUSHY-DAEMON 2 busy\n"
 NONCE_SIZE = 32
 PROOF_SIZE = 32
 ANSWER_SIZE = PROOF_SIZE + NONCE_SIZE
@@ -137,6 +140,12 @@ class _Client:
             raise AuthenticationError(
                 f"{self.target}: the server refuses this address for now: too many "
                 "failed logins from it",
+                target=self.target,
+            )
+        if greeting == GREETING_BUSY:
+            raise ConnectError(
+                f"{self.target}: the server is busy: too many connections are waiting to "
+                "authenticate; try again",
                 target=self.target,
             )
         if greeting != GREETING_HMAC:

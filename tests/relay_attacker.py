@@ -47,7 +47,7 @@ async def pump(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> No
 
 def injected(marker: str) -> bytes:
     code = f"open({marker!r}, 'w').close()"
-    body = codec.encode((m.OP_EXECUTE, (code, None, None)), lambda obj: ())
+    body = codec.encode((m.OP_EXECUTE, (code, None, None, (False, False))), lambda obj: ())
     return encode_frame(m.REQUEST, 999_999, body)
 
 

@@ -17,6 +17,7 @@ import anyio
 
 from .._auth import (
     ANSWER_SIZE,
+    GREETING_BUSY,
     GREETING_LOCKED,
     REJECTED,
     LinkKeys,
@@ -58,6 +59,8 @@ async def pass_gate(
         attempt = await admission.enter(address, writer.transport.abort)
     except Dropped:
         log.report("dropped", "dropping a connection from %s: too many waiting", address)
+        with contextlib.suppress(OSError):
+            writer.write(GREETING_BUSY)
         return None
     try:
         with anyio.fail_after(deadline):

@@ -106,18 +106,23 @@ class DaemonServer:
         self, host: str | list[str], port: int, ssl: ssl_module.SSLContext | None
     ) -> None:
         # Every client and every attempt holds a file descriptor: make room for them, or
-        # let fewer connections wait where the limit cannot be raised.
+        # scale the three limits down alike where the limit on open files cannot be raised.
         admission = self._admission
-        wanted = self._max_connections + admission.max_pending + admission.max_waiting
-        available = raise_file_limit(wanted + FILE_RESERVE) - FILE_RESERVE
-        if available < wanted:
-            spare = available - self._max_connections - admission.max_pending
-            admission.max_waiting = max(0, spare)
+        limits = (self._max_connections, admission.max_pending, admission.max_waiting)
+        available = raise_file_limit(sum(limits) + FILE_RESERVE) - FILE_RESERVE
+        if available < sum(limits):
+            share = max(available, 0) / sum(limits)
+            self._max_connections = max(1, int(limits[0] * share))
+            admission.max_pending = max(1, int(limits[1] * share))
+            admission.max_per_address = max(1, admission.max_pending // 2)
+            admission.max_waiting = max(1, int(limits[2] * share))
             logger.warning(
-                "the limit on open files (ulimit -n) leaves room for %d waiting connections, "
-                "not %d: raise it, or lower max_connections",
+                "the limit on open files (ulimit -n) leaves room for %d clients, %d "
+                "connections authenticating and %d waiting, not %d, %d and %d: raise it",
+                self._max_connections,
+                admission.max_pending,
                 admission.max_waiting,
-                wanted - self._max_connections - admission.max_pending,
+                *limits,
             )
         self._server = await asyncio.start_server(self._handle, host, port, ssl=ssl)
         quiet_accept_errors(asyncio.get_running_loop(), self._server.sockets, self._log)
