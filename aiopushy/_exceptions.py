@@ -17,7 +17,10 @@ re-raised as themselves; their ``remote_traceback`` attribute and their ``__caus
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
+
+from ._protocol.errors import parse_exception_info
 
 
 class PushyError(Exception):
@@ -132,3 +135,36 @@ class RemoteError(PushyError):
         return f"{self.remote_type}: {self.remote_message}\n\nRemote traceback:\n" + (
             self.remote_traceback
         )
+
+
+#: Builtin exceptions re-raised as themselves. The BaseException-only ones (SystemExit,
+#: KeyboardInterrupt, GeneratorExit) and the iteration protocol's would change control
+#: flow here, so they arrive as ``RemoteError`` instead.
+REBUILT_EXCEPTIONS = {
+    name: value
+    for name, value in vars(builtins).items()
+    if isinstance(value, type)
+    and issubclass(value, Exception)
+    and value not in (StopIteration, StopAsyncIteration)
+}
+
+
+def rebuild_exception(info: Any, target: str) -> BaseException:
+    """The local exception for what the remote of ``target`` sent about one it raised:
+    the builtin itself where ``REBUILT_EXCEPTIONS`` has it, else ``RemoteError`` (and
+    ``ProtocolError`` for malformed information)."""
+    try:
+        module, name, args, message, text, obj = parse_exception_info(info)
+    except ValueError as exc:
+        return ProtocolError(f"{target}: {exc}")
+    kind = REBUILT_EXCEPTIONS.get(name) if module == "builtins" else None
+    if kind is not None:
+        try:
+            error = kind(*args)
+        except Exception:
+            pass
+        else:
+            error.remote_traceback = text  # type: ignore[attr-defined]
+            error.__cause__ = RemoteTraceback(text)
+            return error
+    return RemoteError(f"{module}.{name}", message, text, args, obj)

@@ -9,7 +9,6 @@ Requests are futures keyed by request id, so any number may be in flight at once
 from __future__ import annotations
 
 import asyncio
-import builtins
 import collections
 import contextlib
 import itertools
@@ -23,17 +22,17 @@ import anyio
 
 from . import _bootstrap, _filecopy
 from ._exceptions import (
+    REBUILT_EXCEPTIONS,
     ConnectError,
     ConnectionLost,
     ProtocolError,
     PythonNotFoundError,
     PythonTooOldError,
-    RemoteError,
-    RemoteTraceback,
+    rebuild_exception,
 )
 from ._protocol import PROTOCOL_VERSION, codec
 from ._protocol import messages as m
-from ._protocol.errors import exception_info, parse_exception_info
+from ._protocol.errors import exception_info
 from ._protocol.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     REMOTE_MAX_FRAME_SIZE,
@@ -55,18 +54,6 @@ OutputHandler = Callable[[str, bytes], None]
 
 STDERR_TAIL = 8192
 _STREAM_NAMES = {m.STDOUT: "stdout", m.STDERR: "stderr"}
-
-# Builtin exceptions re-raised as themselves. The BaseException-only ones (SystemExit,
-# KeyboardInterrupt, GeneratorExit) and the iteration protocol's would change control
-# flow here, so they arrive as RemoteError instead.
-_REBUILT_EXCEPTIONS = {
-    name: value
-    for name, value in vars(builtins).items()
-    if isinstance(value, type)
-    and issubclass(value, Exception)
-    and value not in (StopIteration, StopAsyncIteration)
-}
-
 
 # Exit statuses of a remote that ended before the handshake: the shell's "command not
 # found" and the loader's own (see _bootstrap).
@@ -236,7 +223,7 @@ class Session:
         if future is None or future.done():
             return  # the caller was cancelled; proxies in ``value`` are released
         if frame.kind == m.ERROR:
-            future.set_exception(self._rebuild_exception(value))
+            future.set_exception(rebuild_exception(value, self.target))
         else:
             future.set_result(value)
 
@@ -516,26 +503,9 @@ class Session:
 
     # -- exceptions ---------------------------------------------------------------
 
-    def _rebuild_exception(self, info: Any) -> BaseException:
-        try:
-            module, name, args, message, text, obj = parse_exception_info(info)
-        except ValueError as exc:
-            return ProtocolError(f"{self.target}: {exc}")
-        kind = _REBUILT_EXCEPTIONS.get(name) if module == "builtins" else None
-        if kind is not None:
-            try:
-                error = kind(*args)
-            except Exception:
-                pass
-            else:
-                error.remote_traceback = text  # type: ignore[attr-defined]
-                error.__cause__ = RemoteTraceback(text)
-                return error
-        return RemoteError(f"{module}.{name}", message, text, args, obj)
-
     def _remote_exception_args(self, exc: BaseException) -> tuple[Any, ...]:
         """``__exit__`` arguments naming a remote equivalent of local exception ``exc``."""
-        name = type(exc).__name__ if type(exc) in _REBUILT_EXCEPTIONS.values() else "Exception"
+        name = type(exc).__name__ if type(exc) in REBUILT_EXCEPTIONS.values() else "Exception"
         remote_type = self.modules.builtins.__getattr__(name)
         value = remote_type(*[a for a in exc.args if type(a) in codec.VALUE_TYPES])
         return remote_type, value, None
