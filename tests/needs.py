@@ -94,7 +94,8 @@ def require(reason: str | None) -> None:
 
 def mount_namespace_missing() -> str | None:
     """Why a test cannot give a process a private ``/etc/hosts`` here (``unshare -m`` and
-    a bind mount, as root), or None."""
+    a bind mount, as root), or None. A capability of the machine, not a package: tests
+    skip without it, in CI too."""
     if shutil.which("unshare") is None or os.getuid() != 0:
         return "needs root and unshare (util-linux) for a private /etc/hosts"
     probe = ["unshare", "-m", "sh", "-c", "mount --bind /etc/hosts /etc/hosts"]

@@ -97,7 +97,9 @@ def test_a_token_file_path_may_start_with_a_tilde(tmp_path: Path) -> None:
 def test_insecure_mode_judges_the_address_a_name_resolves_to(tmp_path: Path) -> None:
     """A ``localhost`` that this machine's resolver maps to another address is not loopback
     (the old check trusted the name and would listen there without authentication)."""
-    require(mount_namespace_missing())
+    reason = mount_namespace_missing()
+    if reason is not None:  # a capability of the machine, not a package CI could install
+        pytest.skip(reason)
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.77 localhost\n")
     serve = " ".join([*SERVE, "--insecure", "--host", "localhost"])
