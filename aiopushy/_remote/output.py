@@ -74,7 +74,9 @@ def forward_fd(fd: int, send: Send, stream: int) -> threading.Thread:
 
 
 current = threading.local()
-"""``current.peer``: the peer whose request this thread is serving (set by the peer)."""
+"""``current.peer``: the peer whose request this thread is serving, and ``current.rule``:
+that request's rule of what travels by value (0, or 1 for ``REQUEST_PUSHY``); set by the
+peer."""
 
 
 def routed(fallback: Send) -> Send:

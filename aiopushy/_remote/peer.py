@@ -80,7 +80,11 @@ class Peer:
         self.channel = channel
         self.refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
         self.refs.resolvers[m.REF_EXPRESSION] = self._resolve_expression
-        self._encoder = codec.Encoder(self.refs.reference)
+        # One encoder per rule of what travels by value (see messages.REQUEST_PUSHY).
+        self._encoders = (
+            codec.Encoder(self.refs.reference),
+            codec.Encoder(self.refs.reference, codec.IMMUTABLE_TYPES),
+        )
         self.operations = Operations(self.statistics)
         self.stopped = threading.Event()
         self.stop_reason = ""
@@ -99,6 +103,7 @@ class Peer:
         self._releases: list[tuple[int, int]] = []
         self._frame_handlers: dict[int, Callable[[Frame], bool]] = {
             m.REQUEST: lambda frame: True,
+            m.REQUEST_PUSHY: lambda frame: True,
             m.RESULT: self._answer,
             m.ERROR: self._answer,
             m.RELEASE: self._release,
@@ -122,7 +127,9 @@ class Peer:
         self._releases.append((oid, count))
 
     def encode(self, value: Any) -> bytes:
-        return self._encoder.encode(value)
+        """Encode ``value`` under the rule of the request this thread serves (0: the async
+        API's, 1: Pushy's; see ``messages.REQUEST_PUSHY``)."""
+        return self._encoders[getattr(output.current, "rule", 0)].encode(value)
 
     def decode(self, body: bytes) -> Any:
         return codec.decode(body, self.refs.resolve, trusted=True)
@@ -273,7 +280,9 @@ class Peer:
         return False
 
     def _serve(self, frame: Frame) -> None:
-        output.current.peer = self
+        current = output.current
+        current.peer = self
+        current.rule = 1 if frame.kind == m.REQUEST_PUSHY else 0  # before decoding it
         try:
             op, args = self.decode(frame.body)
             body = self.encode(self.operations.handle(op, args))
@@ -294,7 +303,9 @@ class Peer:
         request_id = next(self._request_ids)
         waiter = _Waiter()
         self._waiters[request_id] = waiter
-        self.send(m.REQUEST, request_id, self.encode((m.OP_CALL, (target, args, kwargs))))
+        # Keyword arguments as their items: under Pushy's rule a dict would go by reference.
+        request = (m.OP_CALL, (target, args, tuple(kwargs.items())))
+        self.send(m.REQUEST, request_id, self.encode(request))
         self._need_reader()
         while not waiter.event.wait(0.5):
             if self.stopped.is_set():
