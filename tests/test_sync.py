@@ -240,31 +240,35 @@ def test_attribute_reads_give_values(local: pushy.SyncSession) -> None:
     assert (before, after) == (0, 1)
 
 
-def test_chains_are_one_request(local: pushy.SyncSession) -> None:
+def test_what_each_line_costs(local: pushy.SyncSession) -> None:
+    """Attribute reads are sent at once (their kind decides what comes back), except a
+    module of ``conn.modules`` and a method of an exact builtin container."""
     with requests(local) as count:
-        joined = local.modules.os.path.join("a", "b")
-    assert (joined, count[0]) == ("a/b", 1)
+        joined = local.modules.os.path.join("a", "b")  # os.path, join, the call
+    assert (joined, count[0]) == ("a/b", 3)
     with requests(local) as count:
         version = local.modules.sys.version
     assert (type(version), count[0]) == (str, 1)
     with requests(local) as count:
-        home = local.modules.os.environ["HOME"]
-        present = "PATH" in local.modules.os.environ
-        local.modules.os.environ["AIOPUSHY_SYNC"] = "1"
-        del local.modules.os.environ["AIOPUSHY_SYNC"]
-        names = [name for name in local.modules.sys.builtin_module_names]
-    assert (home, present, count[0]) == (os.environ["HOME"], True, 5)
-    assert "sys" in names
+        path = local.modules.sys.path
+    assert (type(path), count[0]) == (pushy.SyncProxy, 1)
+    with requests(local) as count:
+        path.append("/t")
+        assert path[-1] == "/t" and "/t" in path and len(path) > 1
+        assert path[-2:][-1] == "/t"  # a slice is a new remote list: one request
+        path.pop()
+    assert count[0] == 7  # append, getitem, in, len, the slice and its getitem, pop
+    with requests(local) as count:
+        names = list(local.modules.sys.builtin_module_names)  # a tuple: one value
+    assert "sys" in names and count[0] == 1
+    with requests(local) as count:
+        copied = pushy.copy(path)
+    assert type(copied) is list and count[0] == 1
     with requests(local) as count:
         local.modules.builtins.aiopushy_sync_marker = 1
         marker = local.eval("aiopushy_sync_marker")
         del local.modules.builtins.aiopushy_sync_marker
     assert (marker, count[0]) == (1, 3)
-    env = local.modules.os.environ
-    with requests(local) as count:
-        size = len(env)
-        env.get("HOME")
-    assert size > 0 and count[0] == 2
 
 
 def test_protocol_methods(local: pushy.SyncSession) -> None:
@@ -344,14 +348,14 @@ def test_isinstance_with_remote_classes(local: pushy.SyncSession) -> None:
     assert issubclass(local.modules.collections.OrderedDict, local.modules.builtins.dict)
 
 
-def test_byref_wants_an_expression(local: pushy.SyncSession) -> None:
-    with pytest.raises(TypeError, match="lambda"):
-        pushy.byref(local.modules.sys.path)  # already a copy: too late
+def test_byref_holds_even_immutable_values_by_reference(local: pushy.SyncSession) -> None:
     with pytest.raises(TypeError, match="returned int"):
         pushy.byref(lambda: 1)
     with requests(local) as count:
-        path = pushy.byref(lambda: local.modules.sys.path)
-    assert count[0] == 1 and type(path) is pushy.SyncProxy
+        version = pushy.byref(lambda: local.modules.sys.version)
+    assert count[0] == 1 and type(version) is pushy.SyncProxy
+    assert version.upper() == local.modules.sys.version.upper()
+    path = local.modules.sys.path  # a proxy already, without byref
     assert pushy.byref(lambda: path) is path
     assert pushy.byref(local.modules.builtins.dict) == {}
     with pytest.raises(TypeError, match="not callable"):

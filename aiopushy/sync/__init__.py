@@ -7,10 +7,11 @@
 ...     home = env["HOME"]
 
 Everything goes through the async core, run on one private event loop in a daemon
-thread shared by every sync session (started on first use). Attribute reads give values,
-as in Pushy, but a chain that goes on at once (``conn.modules.os.path.join("a", "b")``)
-travels as one request. Local functions passed to the remote run in worker threads when
-it calls them. See the "Blocking API" chapter of the documentation.
+thread shared by every sync session (started on first use). Values follow Pushy's rule:
+exact immutable builtins come back by value, everything else (lists, dicts and sets
+included) as proxies to the remote objects; ``copy(proxy)`` gives a local copy. Local
+functions passed to the remote run in worker threads when it calls them. See the
+"Blocking API" chapter of the documentation.
 """
 
 from .._exceptions import AuthenticationError as AuthenticationError
@@ -38,6 +39,7 @@ from ._proxy import SyncIterator as SyncIterator
 from ._proxy import SyncProxy as SyncProxy
 from ._proxy import SyncRef as SyncRef
 from ._proxy import byref as byref
+from ._proxy import copy as copy
 from ._proxy import iterate as iterate
 from ._session import SyncSession as SyncSession
 from ._session import connect as connect
@@ -58,6 +60,7 @@ __all__ = [
     "SyncRef",
     "SyncIterator",
     "byref",
+    "copy",
     "iterate",
     # errors
     "PushyError",

@@ -5,21 +5,29 @@ expression not sent yet). Both build the same expressions as the async classes a
 each one with a blocking call (one request), so there is one implementation of the
 protocol, the async core's.
 
-Attribute reads are eager, as in Pushy, except when the next step of the same expression
-consumes the value at once (see ``_peek``): then they stay a ``SyncRef`` and travel with
-that step. Inside ``byref(lambda: ...)`` nothing is eager: the expression is built whole.
+Every request the facade makes asks for Pushy's rule of what travels by value
+(``messages.REQUEST_PUSHY``): exact immutable builtins come back as values, everything
+else, lists, dicts and sets included, as proxies. The kind of a value decides, never how
+the calling code was compiled.
 
-Values crossing between the worlds are converted: async proxies coming back become sync
-proxies (one per remote object while it is alive, so identity holds); sync proxies and
-refs passed as arguments become their async counterparts; local callables passed as
-arguments become ``Callback`` objects, which the remote calls in a worker thread.
+So an attribute read is sent at once and gives the attribute's value, as in Pushy. Two
+reads are known to give a proxy without asking, and stay a ``SyncRef`` that travels with
+the next step instead: a module (``conn.modules.os``, the same ``SyncRef`` each time),
+and a method of an exact builtin ``list``, ``dict``, ``set``, ``frozenset`` or
+``bytearray`` (``remote_list.append``).
+Inside ``byref(lambda: ...)`` nothing is sent: the expression is built whole.
+
+Values crossing between the worlds are converted here, and only here: async proxies
+coming back become sync proxies (one per remote object while it is alive, so identity
+holds); sync proxies and refs passed as arguments become their async counterparts;
+local callables passed as arguments become ``Callback`` objects, which the remote calls
+in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
@@ -27,14 +35,30 @@ from typing import Any
 
 from .._exceptions import ConnectionLost, ProtocolError, RemoteError
 from .._protocol.codec import VALUE_TYPES
-from .._proxy import DEFAULT_BATCH, LazyRef, Proxy, RemoteIterator, RemoteNode, mark_used
+from .._proxy import (
+    DEFAULT_BATCH,
+    LazyRef,
+    Proxy,
+    RemoteIterator,
+    RemoteNode,
+    mark_used,
+)
 from .._proxy import byref as async_byref
-from .._session import Session
+from .._session import PUSHY_RULE, Session
 from ._loop import in_thread, run
 from ._operators import Operators
-from ._peek import consumed_at_once
 
 _CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
+
+#: The methods of the exact builtin containers, by the type name a proxy carries. A
+#: builtin type cannot be changed, and its instances have no attributes of their own, so
+#: ``remote_list.append`` is a method whatever the list holds.
+_BUILTIN_METHODS: dict[str, frozenset[str]] = {
+    kind.__name__: frozenset(
+        name for name in dir(kind) if not name.startswith("_") and callable(getattr(kind, name))
+    )
+    for kind in (list, dict, set, frozenset, bytearray)
+}
 
 # -- conversions ----------------------------------------------------------------------
 
@@ -125,19 +149,31 @@ def sync_exception(error: BaseException) -> None:
         error.args = args
 
 
-def call_on(loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any) -> Any:
-    """Run ``function(*args)`` (a coroutine function) on ``loop``; its converted result."""
+async def _under_pushys_rule(function: Callable[..., Any], *args: Any) -> Any:
+    PUSHY_RULE.set(True)  # in this task's own context only
+    return await function(*args)
+
+
+def call_on(
+    loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any, values: bool = False
+) -> Any:
+    """Run ``function(*args)`` (a coroutine function) on ``loop``, its requests under
+    Pushy's rule (with ``values``, the async API's: containers by value); its converted
+    result."""
     try:
-        result = run(loop, function, *args)
+        if values:
+            result = run(loop, function, *args)
+        else:
+            result = run(loop, _under_pushys_rule, function, *args)
     except Exception as error:
         sync_exception(error)
         raise
     return to_sync(result)
 
 
-def call(session: Session, function: Callable[..., Any], *args: Any) -> Any:
+def call(session: Session, function: Callable[..., Any], *args: Any, values: bool = False) -> Any:
     """``call_on`` the loop that ``session`` belongs to."""
-    return call_on(session._loop, function, *args)
+    return call_on(session._loop, function, *args, values=values)
 
 
 async def _await(awaitable: Any) -> Any:
@@ -208,9 +244,15 @@ class _SyncNode(Operators):
         if name.startswith("_pushy_"):
             raise AttributeError(name)
         ref = RemoteNode.__getattr__(self._pushy_node, name)  # refuses probes, as async
-        if _building() or consumed_at_once(sys._getframe(1)):
+        if _building() or self._pushy_gives_proxy(name):
             return SyncRef(ref)
         return evaluate(ref)
+
+    def _pushy_gives_proxy(self, name: str) -> bool:
+        """Whether attribute ``name`` is known to be a proxy's without asking: a method of
+        an exact builtin container."""
+        node = self._pushy_node
+        return type(node) is Proxy and name in _BUILTIN_METHODS.get(node._pushy_type, ())
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._pushy_call("builtins", "setattr", self, name, value)
@@ -319,6 +361,27 @@ class SyncRef(_SyncNode):
     __slots__ = ()
 
 
+class SyncModules(SyncRef):
+    """``conn.modules`` of a sync session: ``conn.modules.os`` is the module ``os``, a
+    ``SyncRef`` sent with its next step, the same one each time (so identity holds)."""
+
+    __slots__ = ("_pushy_modules",)
+
+    def __init__(self, node: RemoteNode) -> None:
+        super().__init__(node)
+        object.__setattr__(self, "_pushy_modules", {})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_pushy_"):
+            raise AttributeError(name)
+        module: SyncRef | None = self._pushy_modules.get(name)
+        if module is None:
+            node = RemoteNode.__getattr__(self._pushy_node, name)
+            mark_used(node)  # kept for later: never a forgotten await
+            module = self._pushy_modules[name] = SyncRef(node)
+        return module
+
+
 class SyncIterator:
     """Iteration over a remote iterable: items fetched in batches, handed out locally."""
 
@@ -348,6 +411,22 @@ def iterate(obj: SyncProxy | SyncRef, batch: int = DEFAULT_BATCH) -> SyncIterato
     if not isinstance(obj, _SyncNode):
         raise TypeError(f"iterate() takes a sync proxy, not {type(obj).__name__}")
     return SyncIterator(obj._pushy_node, batch)
+
+
+def copy(obj: Any) -> Any:
+    """A local copy of the remote value of ``obj``, in one request: what the async API
+    gives, containers by value (their items too), other objects as proxies.
+
+    ``copy(conn.modules.sys.path)`` is a local ``list`` of the remote list's items. Any
+    other argument is returned as it is.
+    """
+    if not isinstance(obj, _SyncNode):
+        return obj
+    node = obj._pushy_node
+    mark_used(node)
+    if type(node) is not LazyRef:  # a proxy: ask for the object it stands for, by value
+        node = LazyRef(node._pushy_session, node, ())
+    return call(node._pushy_session, _await, node, values=True)
 
 
 def byref(build: Callable[[], Any]) -> SyncProxy:

@@ -12,7 +12,7 @@ from .._protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from .._session import OutputHandler, Session
 from ..transport import BaseTransport
 from ._loop import facade_loop, opened, refuse_inside_loop
-from ._proxy import SyncRef, call, call_on, to_async, to_sync
+from ._proxy import SyncModules, call, call_on, to_async, to_sync
 
 
 def _sent_namespace(namespace: Any) -> Any:
@@ -39,6 +39,7 @@ class SyncSession:
         if not isinstance(session, Session):
             raise TypeError(f"SyncSession wraps an aiopushy.Session, not {session!r}")
         self._session = session
+        self._modules = SyncModules(session.modules)
 
     @classmethod
     def from_async(cls, session: Session) -> SyncSession:
@@ -60,7 +61,7 @@ class SyncSession:
     @property
     def modules(self) -> Any:
         """The remote's modules, imported on first use: ``conn.modules.os.getpid()``."""
-        return SyncRef(self._session.modules)
+        return self._modules
 
     @property
     def target(self) -> str:
