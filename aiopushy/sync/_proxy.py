@@ -351,11 +351,12 @@ class SyncProxy(_SyncNode):
 
 
 class SyncRef(_SyncNode):
-    """A remote expression not sent yet: what an attribute read gives when the same
-    expression goes on at once (``conn.modules.os`` in ``conn.modules.os.getpid()``).
+    """A remote expression not sent yet, known to give a proxy: a module of
+    ``conn.modules``, a method of an exact builtin container (``remote_list.append``), or
+    what ``byref`` builds.
 
-    Every use except reading a further attribute sends the expression together with that
-    use, in one request, as ``SyncProxy`` does for its object.
+    Every use sends the expression together with that use, in one request, as
+    ``SyncProxy`` does for its object.
     """
 
     __slots__ = ()
