@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 
 import aiopushy as pushy
 from aiopushy.server.pipe import serve_pipe
+from aiopushy.transport import smb
 from aiopushy.transport.smb import make_options, parse_address
 
 from .needs import require, samba_missing
@@ -178,6 +181,49 @@ async def test_twenty_concurrent_sessions(impacket_smb: dict[str, object]) -> No
     assert len(set(pids)) == 20
 
 
+def test_abort_wakes_a_blocked_read_and_closes_only_after_it() -> None:
+    """Fault injection: ``abort`` comes while a read is blocked. The read must wake, and
+    the connection be closed only after it returns: a descriptor closed under a blocked
+    read leaves it waiting, then reading whatever connection reuses the number."""
+    mine, peer = socket.socketpair()
+    events: list[str] = []
+
+    class BlockingConnection:  # impacket's SMBConnection, as far as _Guarded uses it
+        def getSMBServer(self) -> BlockingConnection:
+            return self
+
+        def get_socket(self) -> socket.socket:
+            return mine
+
+        def read(self) -> bytes:
+            data = mine.recv(16)  # blocks until the socket is shut down
+            events.append(f"read returned {data!r}, descriptor open: {mine.fileno() != -1}")
+            return data
+
+        def close(self) -> None:
+            events.append("closed")
+            mine.close()
+
+    guarded = smb._Guarded(BlockingConnection())
+    reader = threading.Thread(
+        target=lambda: events.append(f"got {guarded.use(guarded.connection.read)!r}")
+    )
+    reader.start()
+    deadline = time.monotonic() + 5
+    while guarded._users == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # inside recv by now
+    guarded.abort()
+    reader.join(5)
+    assert not reader.is_alive()
+    assert events == ["read returned b'', descriptor open: True", "closed", "got b''"]
+    with pytest.raises(BrokenPipeError):
+        guarded.use(guarded.connection.read)
+    guarded.abort()  # again: nothing more happens
+    assert events.count("closed") == 1
+    peer.close()
+
+
 def _threads_in_smb_reads() -> int:
     """Threads whose stack is inside a pipe read (idle pool workers do not count)."""
     import traceback
@@ -192,6 +238,8 @@ def _threads_in_smb_reads() -> int:
 async def test_file_copy_and_clean_close(impacket_smb: dict[str, object], tmp_path: Path) -> None:
     payload = os.urandom(2 * 1024 * 1024 + 11)
     (tmp_path / "up").write_bytes(payload)
+    # The reads of sessions closed by earlier tests end too (or they leaked): wait for them.
+    assert await wait_until(lambda: _threads_in_smb_reads() == 0, 10)
     async with pushy.connect("smb:127.0.0.1", **impacket_smb) as conn:
         await conn.putfile(tmp_path / "up", str(tmp_path / "remote"))
         await conn.getfile(str(tmp_path / "remote"), tmp_path / "down")

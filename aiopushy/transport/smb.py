@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +141,59 @@ def _login(options: SMBOptions) -> Any:
     return connection
 
 
+class _Guarded:
+    """An SMB connection that ``abort`` may end from any thread, while another is blocked
+    in a call on it.
+
+    ``abort`` shuts the socket down, which wakes that call, and the connection is closed
+    by whichever of them finishes last. Closing the socket under a blocked read would
+    leave the read waiting, and its descriptor, reused by the next connection opened,
+    read by the wrong thread.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self._lock = threading.Lock()
+        self._users = 0  # threads inside a call on the connection
+        self._aborted = False
+        self._closed = False
+
+    def use(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)``, unless the connection was aborted (``BrokenPipeError``)."""
+        with self._lock:
+            if self._aborted:
+                raise BrokenPipeError("the pipe was closed")
+            self._users += 1
+        try:
+            return call(*args)
+        finally:
+            with self._lock:
+                self._users -= 1
+                last = self._aborted and not self._users
+            if last:
+                self._close()
+
+    def abort(self) -> None:
+        """Shut the socket down at once; close the connection now, or after the last
+        call still running."""
+        with contextlib.suppress(Exception):
+            sock = self.connection.getSMBServer().get_socket()
+            sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self._aborted = True
+            last = not self._users
+        if last:
+            self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with contextlib.suppress(Exception):
+            self.connection.close()
+
+
 class _PipeEnd:
     """One open of the named pipe, on an SMB connection of its own (blocking calls)."""
 
@@ -151,10 +205,11 @@ class _PipeEnd:
             FILE_WRITE_DATA,
         )
 
-        self._connection = _login(options)
+        self._guarded = _Guarded(_login(options))
+        connection = self._guarded.connection
         try:
-            self._tree = self._connection.connectTree("IPC$")
-            self._file = self._connection.openFile(
+            self._tree = connection.connectTree("IPC$")
+            self._file = connection.openFile(
                 self._tree,
                 "\\" + options.pipe,
                 desiredAccess=FILE_READ_DATA | FILE_WRITE_DATA,
@@ -162,13 +217,14 @@ class _PipeEnd:
             )
             # A pipe read pends until data comes; heartbeats bring some every few
             # seconds, and a timed-out read would leave the connection unusable.
-            self._connection.setTimeout(READ_TIMEOUT)
+            connection.setTimeout(READ_TIMEOUT)
         except BaseException:
             self.abort()
             raise
 
     def read(self, size: int) -> bytes:
-        data: bytes = self._connection.readNamedPipe(self._tree, self._file, size)
+        guarded = self._guarded
+        data: bytes = guarded.use(guarded.connection.readNamedPipe, self._tree, self._file, size)
         return data
 
     def read_exactly(self, size: int) -> bytes:
@@ -188,15 +244,12 @@ class _PipeEnd:
         self.write(header)
 
     def write(self, data: bytes) -> None:
-        self._connection.writeNamedPipe(self._tree, self._file, data)
+        guarded = self._guarded
+        guarded.use(guarded.connection.writeNamedPipe, self._tree, self._file, data)
 
     def abort(self) -> None:
-        """Shut the socket down: a thread blocked in a read returns at once."""
-        with contextlib.suppress(Exception):
-            sock = self._connection.getSMBServer().get_socket()
-            sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(Exception):
-            self._connection.close()
+        """End the connection at once, from any thread (see ``_Guarded``)."""
+        self._guarded.abort()
 
 
 def _smb_error(exc: BaseException, options: SMBOptions) -> ConnectError:
