@@ -34,8 +34,8 @@ from ._proxy import byref as byref
 from ._proxy import gather as gather
 from ._proxy import iterate as iterate
 from ._public import present_as as _present_as
-from ._session import OutputHandler as OutputHandler
 from ._session import Session as Session
+from ._stderr import OutputHandler as OutputHandler
 from .transport import transports as transports
 
 __version__ = "0.1.0"

@@ -22,6 +22,12 @@ import marshal
 import sys
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._exceptions import ConnectError, PythonNotFoundError, PythonTooOldError
+
+if TYPE_CHECKING:
+    from .transport import BaseTransport
 
 PACKAGE_NAME = "_aiopushy_remote"
 SHIPPED_PACKAGES = ("_protocol", "_remote")
@@ -178,6 +184,29 @@ EXIT_INPUT_ENDED = 3
 EXIT_CORRUPT = 4
 EXIT_TOO_OLD = 5
 """Exit statuses of the loader, for start-up error messages."""
+
+# Exit statuses of a remote that ended before the handshake: the shell's "command not
+# found" and the loader's own.
+_STARTUP_EXIT_CODES: dict[int | None, tuple[type[ConnectError], str]] = {
+    127: (PythonNotFoundError, "was not found"),
+    EXIT_TOO_OLD: (PythonTooOldError, "is older than Python 3.8"),
+    EXIT_CORRUPT: (ConnectError, "received a corrupted bootstrap"),
+    EXIT_INPUT_ENDED: (ConnectError, "did not receive the whole bootstrap"),
+}
+
+
+def startup_error(target: str, transport: BaseTransport, stderr: str) -> ConnectError:
+    """The error for a remote that ended before the handshake, as precise as we can: the
+    transport's own explanation, else what the exit status says."""
+    code = transport.returncode
+    explained = transport.explain_startup_failure(code, stderr)
+    if explained is not None:
+        kind, message = explained
+    else:
+        kind, reason = _STARTUP_EXIT_CODES.get(code, (ConnectError, "did not start"))
+        status = f" (exit status {code})" if code is not None else ""
+        message = f"the remote interpreter {reason}{status}"
+    return kind(f"{target}: {message}", target=target, stderr=stderr)
 
 
 def command(python: list[str]) -> list[str]:

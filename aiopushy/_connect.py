@@ -11,7 +11,8 @@ import anyio
 from . import _bootstrap
 from ._exceptions import ConnectTimeout
 from ._protocol.framing import DEFAULT_MAX_FRAME_SIZE
-from ._session import OutputHandler, Session
+from ._session import Session
+from ._stderr import OutputHandler
 from .transport import find_popen, split_target
 
 

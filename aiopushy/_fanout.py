@@ -29,7 +29,8 @@ from ._exceptions import (
     PythonNotFoundError,
     PythonTooOldError,
 )
-from ._session import OutputHandler, Session
+from ._session import Session
+from ._stderr import OutputHandler
 
 Job = Callable[[Session], Awaitable[Any]]
 """``async def job(session) -> value`` (a lambda returning an awaitable works too)."""

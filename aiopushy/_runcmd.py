@@ -17,7 +17,8 @@ import anyio
 from ._fanout import Result, fanout
 from ._inventory import read_inventory, read_ssh_config_hosts
 from ._proxy import Proxy
-from ._session import OutputHandler, Session
+from ._session import Session
+from ._stderr import OutputHandler
 
 HostEntry = tuple[str, dict[str, Any]]
 

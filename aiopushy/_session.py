@@ -9,13 +9,11 @@ Requests are futures keyed by request id, so any number may be in flight at once
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import itertools
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -27,8 +25,6 @@ from ._exceptions import (
     ConnectError,
     ConnectionLost,
     ProtocolError,
-    PythonNotFoundError,
-    PythonTooOldError,
     rebuild_exception,
 )
 from ._protocol import PROTOCOL_VERSION, codec
@@ -44,16 +40,13 @@ from ._protocol.framing import (
 from ._protocol.references import References
 from ._proxy import MODULES, LazyRef, Proxy, RemoteNode, mark_used
 from ._pump import Pump
+from ._releases import ReleaseQueue
 from ._source import function_source
+from ._stderr import OutputHandler, RemoteStderr, write_output
 from .transport import BaseTransport
 from .transport._streams import WriterStream
 
 logger = logging.getLogger("aiopushy")
-
-OutputHandler = Callable[[str, bytes], None]
-"""``handler(stream, data)``: ``stream`` is ``"stdout"`` or ``"stderr"``."""
-
-STDERR_TAIL = 8192
 
 PUSHY_RULE: contextvars.ContextVar[bool] = contextvars.ContextVar("PUSHY_RULE", default=False)
 """Whether requests made in this context ask for Pushy's rule of what travels by value
@@ -66,22 +59,6 @@ def _request_kind() -> int:
 
 
 _STREAM_NAMES = {m.STDOUT: "stdout", m.STDERR: "stderr"}
-
-# Exit statuses of a remote that ended before the handshake: the shell's "command not
-# found" and the loader's own (see _bootstrap).
-_STARTUP_EXIT_CODES: dict[int | None, tuple[type[ConnectError], str]] = {
-    127: (PythonNotFoundError, "was not found"),
-    _bootstrap.EXIT_TOO_OLD: (PythonTooOldError, "is older than Python 3.8"),
-    _bootstrap.EXIT_CORRUPT: (ConnectError, "received a corrupted bootstrap"),
-    _bootstrap.EXIT_INPUT_ENDED: (ConnectError, "did not receive the whole bootstrap"),
-}
-
-
-def write_output(stream: str, data: bytes) -> None:
-    """The default output handler: remote output goes to local stdout/stderr."""
-    target = sys.stderr if stream == "stderr" else sys.stdout
-    target.write(data.decode("utf-8", "replace"))
-    target.flush()
 
 
 class Session:
@@ -114,15 +91,15 @@ class Session:
         self.modules._pushy_used = True
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat_timeout = heartbeat_timeout
-        self._refs = References(self._queue_release, self._make_proxy, self._proxy_oid)
+        self._releases = ReleaseQueue(
+            lambda: self._loop.call_soon_threadsafe(self._schedule_release_flush)
+        )
+        self._refs = References(self._releases.queue, self._make_proxy, self._proxy_oid)
         self._encoder = codec.Encoder(self._reference)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._request_ids = itertools.count(1)
-        self._releases: list[tuple[int, int]] = []
-        self._release_scheduled = False
-        self._stderr_tail: collections.deque[bytes] = collections.deque()
-        self._stderr_size = 0
-        self._stderr_done = asyncio.Event()
+        self._requests_sent = 0
+        self._stderr = RemoteStderr(self._write_output)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._error: BaseException | None = None
         self._loop = asyncio.get_running_loop()
@@ -157,7 +134,7 @@ class Session:
     async def _start(self, env: Mapping[str, str] | None, cwd: str | None) -> None:
         """Ship the bootstrap, then handshake; the transport has just been opened."""
         self._pump.start()
-        self._spawn(self._read_stderr(), "stderr")
+        self._spawn(self._stderr.read(self.transport.stderr), "stderr")
         settings = {
             "env": dict(env) if env else None,
             "cwd": cwd,
@@ -177,7 +154,7 @@ class Session:
             await future
         except (ConnectionLost, anyio.BrokenResourceError) as exc:
             await self._drain_stderr()
-            raise self._startup_failure() from exc
+            raise _bootstrap.startup_error(self.target, self.transport, self.stderr_tail) from exc
         except ProtocolError as exc:
             raise ConnectError(f"{exc}", target=self.target) from exc
         except Exception as exc:  # the remote could not apply the settings (cwd, env)
@@ -191,18 +168,6 @@ class Session:
                 if started.done() and not started.cancelled():
                     started.exception()  # retrieved: the error above already says it
         self._spawn(self._heartbeat(), "heartbeat")
-
-    def _startup_failure(self) -> ConnectError:
-        """The error for a remote that ended before the handshake, as precise as we can."""
-        code, stderr = self.transport.returncode, self.stderr_tail
-        status = f" (exit status {code})" if code is not None else ""
-        explained = self.transport.explain_startup_failure(code, stderr)
-        if explained is not None:
-            kind, message = explained
-        else:
-            kind, reason = _STARTUP_EXIT_CODES.get(code, (ConnectError, "did not start"))
-            message = f"the remote interpreter {reason}{status}"
-        return kind(f"{self.target}: {message}", target=self.target, stderr=stderr)
 
     def _on_hello(self, frame: Frame, info: Any) -> None:
         if type(info) is not dict or info.get("protocol") != PROTOCOL_VERSION:
@@ -282,30 +247,16 @@ class Session:
             # A broken handler must not take the session down with it.
             logger.exception("%s: output handler failed", self.target)
 
-    async def _read_stderr(self) -> None:
-        try:
-            while True:
-                data = await self.transport.stderr.receive()
-                self._stderr_tail.append(data)
-                self._stderr_size += len(data)
-                while self._stderr_size - len(self._stderr_tail[0]) >= STDERR_TAIL:
-                    self._stderr_size -= len(self._stderr_tail.popleft())
-                self._write_output("stderr", data)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-            pass
-        finally:
-            self._stderr_done.set()
-
     async def _drain_stderr(self) -> None:
         """Give the remote's last words (and its exit status) a moment to arrive."""
         with anyio.move_on_after(0.5):
-            await self._stderr_done.wait()
+            await self._stderr.ended()
             await self.transport.wait()
 
     @property
     def stderr_tail(self) -> str:
         """The last few KiB the remote wrote to its standard error, as text."""
-        return b"".join(self._stderr_tail)[-STDERR_TAIL:].decode("utf-8", "replace")
+        return self._stderr.tail
 
     async def _heartbeat(self) -> None:
         while True:
@@ -417,8 +368,11 @@ class Session:
             raise error
         return answer
 
-    def _register(self, op: int, args: tuple[Any, ...]) -> tuple[int, asyncio.Future[Any], bytes]:
-        """Encode a request and register the future of its answer: ``(id, future, body)``.
+    def _register(
+        self, op: int, args: tuple[Any, ...], future: asyncio.Future[Any] | None = None
+    ) -> tuple[int, asyncio.Future[Any], bytes]:
+        """Encode a request and register the future of its answer (``future``, or a new
+        one): ``(id, future, body)``.
 
         The caller sends ``body`` and must pop the id from ``_pending`` in the end.
         """
@@ -426,18 +380,46 @@ class Session:
             raise self._error
         body = self._encoder.encode((op, args))
         request_id = next(self._request_ids)
-        future = self._loop.create_future()
+        if future is None:
+            future = self._loop.create_future()
         self._pending[request_id] = future
+        self._requests_sent += 1
         return request_id, future, body
 
-    async def _request(self, op: int, args: tuple[Any, ...]) -> Any:
-        """Send one request and wait for its answer."""
+    async def _request(self, op: int, args: tuple[Any, ...], kind: int | None = None) -> Any:
+        """Send one request (frame ``kind``, by default as ``PUSHY_RULE`` says) and wait
+        for its answer."""
         request_id, future, body = self._register(op, args)
         try:
-            await self._send(_request_kind(), request_id, body)
+            await self._send(_request_kind() if kind is None else kind, request_id, body)
             return await future
         finally:
             self._pending.pop(request_id, None)
+
+    def _request_nowait(
+        self, kind: int, op: int, args: tuple[Any, ...], answer: asyncio.Future[Any]
+    ) -> int | None:
+        """Write a request at once, without a coroutine; its id (``answer`` gets the
+        answer).
+
+        For a caller that then runs the loop until ``answer`` is done, and pops the id
+        from ``_pending`` in the end (the sync facade, in the thread that drives the
+        loop). ``None`` where the transport's input takes no immediate writes, or the
+        write failed (``_request`` then reports it).
+        """
+        stdin = self.transport.stdin
+        if type(stdin) is not WriterStream:
+            return None
+        request_id, _, body = self._register(op, args, answer)
+        pieces = frame_parts(kind, request_id, body)
+        releases = self._releases.frame() if self._releases else b""
+        try:
+            # Whatever the transport holds back goes out while the caller waits.
+            stdin.write_nowait((releases, *pieces) if releases else pieces)
+        except anyio.BrokenResourceError:
+            self._pending.pop(request_id, None)
+            return None
+        return request_id
 
     async def _request_many(
         self, requests: list[tuple[int, tuple[Any, ...]]], return_exceptions: bool
@@ -496,26 +478,15 @@ class Session:
             raise ValueError(f"{obj!r} belongs to another session ({obj._pushy_session})")
         return self._refs.reference(obj)
 
-    def _queue_release(self, oid: int, count: int) -> None:
-        # Called from whichever thread dropped the last reference to a proxy.
-        self._releases.append((oid, count))
-        if not self._release_scheduled and self._error is None:
-            self._release_scheduled = True
-            with contextlib.suppress(RuntimeError):  # the loop is closed
-                self._loop.call_soon_threadsafe(self._schedule_release_flush)
-
     def _schedule_release_flush(self) -> None:
         if self._error is None:
             self._spawn(self._flush_releases(), "release")
 
     async def _flush_releases(self) -> None:
-        self._release_scheduled = False
-        releases, self._releases = self._releases, []
-        if releases and self._error is None:
+        frame = self._releases.frame()
+        if frame and self._error is None:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await self.transport.stdin.send(
-                    encode_frame(m.RELEASE, 0, codec.encode_values(tuple(releases)))
-                )
+                await self.transport.stdin.send(frame)
 
     # -- exceptions ---------------------------------------------------------------
 
@@ -598,11 +569,13 @@ class Session:
         return await self._request(m.OP_DEFINE, (text, name))  # type: ignore[no-any-return]
 
     def statistics(self) -> dict[str, int]:
-        """Local counts: objects exported to the remote, proxies held, pending requests."""
+        """Local counts: objects exported to the remote, proxies held, pending requests,
+        requests sent since the session started."""
         return {
             "exported": len(self._refs.exports),
             "proxies": len(self._refs.imports),
             "pending": len(self._pending),
+            "requests": self._requests_sent,
         }
 
     async def remote_statistics(self) -> dict[str, int]:

@@ -579,10 +579,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also measure fan-out to many interpreters, next to bare subprocesses and peers",
     )
-    parser.add_argument("--all", action="store_true", help="--ssh --peers --fanout")
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="also measure the blocking API (aiopushy.sync) next to RPyC's classic mode",
+    )
+    parser.add_argument("--all", action="store_true", help="--ssh --peers --fanout --sync")
     args = parser.parse_args(argv)
     if args.all:
-        args.ssh = args.peers = args.fanout = True
+        args.ssh = args.peers = args.fanout = args.sync = True
     return args
 
 
@@ -607,6 +612,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .fanout import run_and_report as run_fanout
 
             results["fanout"] = run_fanout(args.python, args.quick, args.ssh)
+        if args.sync:
+            from .syncfacade import run_and_report as run_sync
+
+            results["sync"] = run_sync(args.python, args.quick)
         return results
 
     return run_family("benchmarks", measure, args.json)

@@ -35,7 +35,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -357,29 +357,13 @@ async def time_await(make: Callable[[], Awaitable[Any]], check: Callable[[Any], 
     return elapsed
 
 
-@contextlib.contextmanager
-def counting_requests(conn: aiopushy.Session) -> Iterator[list[int]]:
-    """Count the requests (each one round trip) ``conn`` sends inside the block."""
-    count = [0]
-    original = conn._request
-
-    async def counted(op: int, args: tuple[Any, ...]) -> Any:
-        count[0] += 1
-        return await original(op, args)
-
-    conn._request = counted  # type: ignore[method-assign]
-    try:
-        yield count
-    finally:
-        del conn._request
-
-
 async def count_aiopushy(conn: aiopushy.Session, make: Callable[[], Awaitable[Any]]) -> float:
+    """Requests (each one round trip) ``conn`` sends per ``await make()``."""
     reps = 3
-    with counting_requests(conn) as count:
-        for _ in range(reps):
-            await make()
-    return count[0] / reps
+    before = conn.statistics()["requests"]
+    for _ in range(reps):
+        await make()
+    return (conn.statistics()["requests"] - before) / reps
 
 
 def count_rpyc(rpyc: peers.Rpyc, call: Callable[[], Any]) -> tuple[float, float]:

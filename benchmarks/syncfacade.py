@@ -16,10 +16,9 @@ counted for both and reported with the figures. Needs RPyC (``pip install -e
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,22 +59,11 @@ def mean_time(call: Callable[[], Any], batch: int) -> float:
     return (time.perf_counter() - start) / batch
 
 
-@contextlib.contextmanager
-def counting_requests(conn: pushy.SyncSession) -> Iterator[list[int]]:
-    """Count the requests of ``conn``'s async session inside the block."""
-    session = conn.async_session
-    count = [0]
-    original = session._request
-
-    async def counted(op: int, args: tuple[Any, ...]) -> Any:
-        count[0] += 1
-        return await original(op, args)
-
-    session._request = counted  # type: ignore[method-assign]
-    try:
-        yield count
-    finally:
-        del session._request
+def requests_of(call: Callable[[], Any], conn: pushy.SyncSession) -> float:
+    """Requests (each one round trip) ``conn`` sends for one ``call()``."""
+    before = conn.async_session.statistics()["requests"]
+    call()
+    return float(conn.async_session.statistics()["requests"] - before)
 
 
 def measure(python: str, settings: Settings) -> dict[str, Any]:
@@ -98,9 +86,7 @@ def measure(python: str, settings: Settings) -> dict[str, Any]:
                     samples[system].append(mean_time(call, settings.batch))
             round_trips: dict[str, float] = {}
             for system in (A_METHOD, A_LEN):
-                with counting_requests(conn) as count:
-                    calls[system]()
-                round_trips[system] = count[0]
+                round_trips[system] = requests_of(calls[system], conn)
             for system in (R_METHOD, R_LEN):
                 round_trips[system] = count_rpyc(rpyc, calls[system])
     finally:

@@ -108,3 +108,22 @@ def test_quick_peers_benchmark_run_measures_aiopushy_and_a_peer(tmp_path):
     for entry in results["throughput"].values():
         assert entry["mib_per_s"] > 0, entry
     assert results["bootstrap"]["aiopushy"]["total"] > 0
+
+
+def test_quick_sync_facade_benchmark_run_compares_with_rpyc(tmp_path):
+    completed, results = run_quick(
+        tmp_path / "sync.json", module="benchmarks.syncfacade", timeout=120
+    )
+    assert_positive(results, ["method", "len"])
+    assert {c["system"] for c in results["comparisons"]} == {
+        "aiopushy.sync: remote.count(None)",
+        "aiopushy.sync: len(remote)",
+    }
+    # one request per operation for the facade; RPyC needs two for the method call
+    assert results["round_trips"] == {
+        "aiopushy.sync: remote.count(None)": 1,
+        "aiopushy.sync: len(remote)": 1,
+        "RPyC classic: remote.count(None)": 2,
+        "RPyC classic: len(remote)": 1,
+    }
+    assert "round trips per call" in completed.stdout

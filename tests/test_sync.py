@@ -21,7 +21,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -204,21 +204,11 @@ def test_nested_connect(conn: pushy.SyncSession) -> None:
 
 
 @contextlib.contextmanager
-def requests(session: pushy.SyncSession) -> Iterator[list[int]]:
-    """Count the requests ``session`` sends inside the block (in ``count[0]``)."""
-    inner = session.async_session
-    count = [0]
-    original = inner._request
-
-    async def counting(op: int, args: tuple[Any, ...]) -> Any:
-        count[0] += 1
-        return await original(op, args)
-
-    inner._request = counting  # type: ignore[method-assign]
-    try:
-        yield count
-    finally:
-        del inner._request
+def requests(session: pushy.SyncSession) -> Iterator[Callable[[], int]]:
+    """Count the requests ``session`` sends inside the block: ``count()`` so far."""
+    statistics = session.async_session.statistics
+    start = statistics()["requests"]
+    yield lambda: statistics()["requests"] - start
 
 
 def test_attribute_reads_give_values(local: pushy.SyncSession) -> None:
@@ -245,30 +235,30 @@ def test_what_each_line_costs(local: pushy.SyncSession) -> None:
     module of ``conn.modules`` and a method of an exact builtin container."""
     with requests(local) as count:
         joined = local.modules.os.path.join("a", "b")  # os.path, join, the call
-    assert (joined, count[0]) == ("a/b", 3)
+    assert (joined, count()) == ("a/b", 3)
     with requests(local) as count:
         version = local.modules.sys.version
-    assert (type(version), count[0]) == (str, 1)
+    assert (type(version), count()) == (str, 1)
     with requests(local) as count:
         path = local.modules.sys.path
-    assert (type(path), count[0]) == (pushy.SyncProxy, 1)
+    assert (type(path), count()) == (pushy.SyncProxy, 1)
     with requests(local) as count:
         path.append("/t")
         assert path[-1] == "/t" and "/t" in path and len(path) > 1
         assert path[-2:][-1] == "/t"  # a slice is a new remote list: one request
         path.pop()
-    assert count[0] == 7  # append, getitem, in, len, the slice and its getitem, pop
+    assert count() == 7  # append, getitem, in, len, the slice and its getitem, pop
     with requests(local) as count:
         names = list(local.modules.sys.builtin_module_names)  # a tuple: one value
-    assert "sys" in names and count[0] == 1
+    assert "sys" in names and count() == 1
     with requests(local) as count:
         copied = pushy.copy(path)
-    assert type(copied) is list and count[0] == 1
+    assert type(copied) is list and count() == 1
     with requests(local) as count:
         local.modules.builtins.aiopushy_sync_marker = 1
         marker = local.eval("aiopushy_sync_marker")
         del local.modules.builtins.aiopushy_sync_marker
-    assert (marker, count[0]) == (1, 3)
+    assert (marker, count()) == (1, 3)
 
 
 def test_protocol_methods(local: pushy.SyncSession) -> None:
@@ -331,7 +321,7 @@ def test_iteration(local: pushy.SyncSession, tmp_path: Path) -> None:
     assert lines == [f"line {i}\n" for i in range(150)]
     with requests(local) as count:
         items = [x for x in pushy.iterate(local.eval("iter(range(10))"), batch=4)]
-    assert items == list(range(10)) and count[0] == 1 + 3  # the eval, then 4 + 4 + 2
+    assert items == list(range(10)) and count() == 1 + 3  # the eval, then 4 + 4 + 2
     generator = local.eval("(i * i for i in range(3))")
     assert (next(generator), next(generator), next(generator)) == (0, 1, 4)
     with pytest.raises(StopIteration):
@@ -353,7 +343,7 @@ def test_byref_holds_even_immutable_values_by_reference(local: pushy.SyncSession
         pushy.byref(lambda: 1)
     with requests(local) as count:
         version = pushy.byref(lambda: local.modules.sys.version)
-    assert count[0] == 1 and type(version) is pushy.SyncProxy
+    assert count() == 1 and type(version) is pushy.SyncProxy
     assert version.upper() == local.modules.sys.version.upper()
     path = local.modules.sys.path  # a proxy already, without byref
     assert pushy.byref(lambda: path) is path
@@ -440,6 +430,17 @@ def test_closed_session() -> None:
     with pytest.raises(pushy.ConnectionLost):
         str(proxy)
     assert "session closed" in repr(proxy)
+
+
+def test_remote_dying_mid_call_is_connection_lost() -> None:
+    with pushy.connect("local:", timeout=TIMEOUT) as session:
+        started = time.monotonic()
+        with pytest.raises(pushy.ConnectionLost, match="exit status 3"):
+            session.modules.os._exit(3)
+        assert time.monotonic() - started < 5
+        assert session.closed and session.statistics()["pending"] == 0
+        with pytest.raises(pushy.ConnectionLost):
+            session.modules.os.getpid()
 
 
 def test_files(local: pushy.SyncSession, tmp_path: Path) -> None:
@@ -584,6 +585,42 @@ def pending():
 threading.Thread(target=pending, daemon=True).start()
 leaked = conn.eval("object()")
 """
+
+
+FORK_SCRIPT = """
+import os, warnings
+from aiopushy import sync as pushy
+from aiopushy.sync import _loop
+
+warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+parent = pushy.connect("local:")
+assert parent.modules.os.getppid() == os.getpid()
+parents_loop = _loop.facade_loop()
+child = os.fork()
+if child == 0:  # a loop and sessions of its own; the parent's are not touched
+    with pushy.connect("local:") as conn:
+        ok = conn.modules.os.getppid() == os.getpid()
+    os._exit(0 if ok and _loop.facade_loop() is not parents_loop else 1)
+_, status = os.waitpid(child, 0)
+print(os.waitstatus_to_exitcode(status), parent.modules.os.getppid() == os.getpid())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_forked_child_gets_a_loop_of_its_own(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(FORK_SCRIPT))
+    root = str(Path(__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "0 True\n"), done.stderr
 
 
 def test_exit_without_close_leaves_no_remote_process(tmp_path: Path) -> None:

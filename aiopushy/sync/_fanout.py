@@ -64,7 +64,7 @@ def fanout(
     The arguments are ``aiopushy.fanout()``'s (``via`` in ``connect_kwargs`` or
     ``per_target`` may be a ``SyncSession``). When a target's ``timeout`` runs out, its
     session is closed and its result says so; the job's thread then fails at its next
-    call on that session. ``progress`` and ``output`` run in the event loop's thread.
+    call on that session. ``progress`` and ``output`` run in the thread running the loop.
     """
     options: dict[str, Any] = {
         "limit": limit,

@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from .._exceptions import ConnectionLost, ProtocolError, RemoteError
+from .._protocol import messages as m
 from .._protocol.codec import VALUE_TYPES
 from .._proxy import (
     DEFAULT_BATCH,
@@ -43,9 +44,8 @@ from .._proxy import (
     RemoteNode,
     mark_used,
 )
-from .._proxy import byref as async_byref
 from .._session import PUSHY_RULE, Session
-from ._loop import in_thread, run
+from ._loop import in_thread, request, run
 from ._operators import Operators
 
 _CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
@@ -176,14 +176,24 @@ def call(session: Session, function: Callable[..., Any], *args: Any, values: boo
     return call_on(session._loop, function, *args, values=values)
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
 def evaluate(node: RemoteNode) -> Any:
-    """Send expression ``node`` (one request); its value, for sync code."""
+    """Send expression ``node`` (one request under Pushy's rule); its value, for sync
+    code. A ``Proxy`` is its own value."""
     mark_used(node)
-    return call(node._pushy_session, _await, node)
+    if type(node) is Proxy:
+        return to_sync(node)
+    return _evaluate_as(node, m.REQUEST_PUSHY)
+
+
+def _evaluate_as(node: RemoteNode, kind: int, by_reference: bool = False) -> Any:
+    """Evaluate ``node`` in one request of frame ``kind`` (whose rule of what travels by
+    value applies, unless ``by_reference``); its value, for sync code."""
+    try:
+        result = request(node._pushy_session, kind, m.OP_EVALUATE, (node, by_reference))
+    except Exception as error:
+        sync_exception(error)
+        raise
+    return to_sync(result)
 
 
 # -- lazy mode: building whole expressions for byref() ---------------------------------
@@ -427,7 +437,7 @@ def copy(obj: Any) -> Any:
     mark_used(node)
     if type(node) is not LazyRef:  # a proxy: ask for the object it stands for, by value
         node = LazyRef(node._pushy_session, node, ())
-    return call(node._pushy_session, _await, node, values=True)
+    return _evaluate_as(node, m.REQUEST)
 
 
 def byref(build: Callable[[], Any]) -> SyncProxy:
@@ -462,6 +472,7 @@ def byref(build: Callable[[], Any]) -> SyncProxy:
             f"the function given to byref() returned {type(expression).__name__}, not a "
             "remote expression (build it from conn.modules or from a proxy)"
         )
-    reference = async_byref(expression._pushy_node)
-    proxy: SyncProxy = call(expression._pushy_node._pushy_session, _await, reference)
+    node = expression._pushy_node
+    mark_used(node)
+    proxy: SyncProxy = _evaluate_as(node, m.REQUEST_PUSHY, by_reference=True)
     return proxy

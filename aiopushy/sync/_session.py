@@ -9,7 +9,8 @@ from typing import Any
 from .._connect import Connecting
 from .._connect import connect as async_connect
 from .._protocol.framing import DEFAULT_MAX_FRAME_SIZE
-from .._session import OutputHandler, Session
+from .._session import Session
+from .._stderr import OutputHandler
 from ..transport import BaseTransport
 from ._loop import facade_loop, opened, refuse_inside_loop
 from ._proxy import SyncModules, call, call_on, to_async, to_sync
@@ -90,7 +91,7 @@ class SyncSession:
 
     @property
     def output(self) -> OutputHandler:
-        """The handler of remote output; it runs in the event loop's thread."""
+        """The handler of remote output; it runs in the thread running the event loop."""
         return self._session.output
 
     @output.setter
