@@ -587,6 +587,22 @@ leaked = conn.eval("object()")
 """
 
 
+def run_script(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as a script in a fresh interpreter that imports this aiopushy."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source))
+    root = str(Path(__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        check=False,
+    )
+
+
 FORK_SCRIPT = """
 import os, warnings
 from aiopushy import sync as pushy
@@ -608,35 +624,13 @@ print(os.waitstatus_to_exitcode(status), parent.modules.os.getppid() == os.getpi
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
 def test_a_forked_child_gets_a_loop_of_its_own(tmp_path: Path) -> None:
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(FORK_SCRIPT))
-    root = str(Path(__file__).parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env,
-        check=False,
-    )
+    done = run_script(tmp_path, FORK_SCRIPT)
     assert (done.returncode, done.stdout) == (0, "0 True\n"), done.stderr
 
 
 def test_exit_without_close_leaves_no_remote_process(tmp_path: Path) -> None:
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(EXIT_SCRIPT))
-    root = str(Path(__file__).parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env,
-        check=False,
-    )
+    done = run_script(tmp_path, EXIT_SCRIPT)
     assert done.returncode == 0, done.stderr
     pid_line, closed_line = done.stdout.splitlines()
     assert closed_line == "closed at exit: True"
