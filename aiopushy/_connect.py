@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
 
 from . import _bootstrap
 from ._exceptions import ConnectTimeout
+from ._forwarding import ForwardPolicy
 from ._protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from ._session import Session
 from ._stderr import OutputHandler
@@ -47,6 +48,7 @@ def connect(
     heartbeat_interval: float = 5.0,
     heartbeat_timeout: float | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    forward_modules: bool | Iterable[str] = (),
     via: Session | None = None,
     **transport_options: Any,
 ) -> Connecting:
@@ -69,6 +71,9 @@ def connect(
         heartbeat_timeout: seconds of silence after which the session is declared lost
             (and the remote exits); default four heartbeat intervals.
         max_frame_size: largest message accepted from the remote, in bytes.
+        forward_modules: modules (with their submodules) the remote may import from
+            here when it lacks them, besides the packages of functions passed to
+            ``Session.call``; ``True`` for any module outside the standard library.
         via: start the interpreter from this session's remote interpreter instead of
             from here (``local`` and ``ssh`` targets): a bastion relays to hosts only it
             can reach. The new session's traffic travels through ``via``, and it ends
@@ -81,6 +86,7 @@ def connect(
             handshake (``ConnectTimeout`` when ``timeout`` ran out).
     """
     split_target(target)  # bad targets fail here, not at the first await
+    ForwardPolicy(forward_modules)  # and bad module names
     if env is not None and not all(
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
@@ -101,6 +107,7 @@ def connect(
         heartbeat_interval=heartbeat_interval,
         heartbeat_timeout=heartbeat_timeout,
         max_frame_size=max_frame_size,
+        forward_modules=forward_modules,
         transport_options=transport_options,
     )
 
@@ -128,6 +135,7 @@ async def open_session(
     heartbeat_interval: float,
     heartbeat_timeout: float | None,
     max_frame_size: int,
+    forward_modules: bool | Iterable[str],
     transport_options: dict[str, Any],
 ) -> Session:
     """Start the transport and the session; the body of ``connect()``."""
@@ -150,6 +158,7 @@ async def open_session(
                 heartbeat_interval=heartbeat_interval,
                 heartbeat_timeout=heartbeat_timeout or 4 * heartbeat_interval,
                 max_frame_size=max_frame_size,
+                forward_modules=forward_modules,
             )
             await session._start(env, cwd)
     except BaseException as exc:

@@ -14,12 +14,12 @@ import contextvars
 import itertools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import anyio
 
-from . import _bootstrap, _filecopy
+from . import _bootstrap, _filecopy, _forwarding
 from ._exceptions import (
     REBUILT_EXCEPTIONS,
     ConnectError,
@@ -27,9 +27,9 @@ from ._exceptions import (
     ProtocolError,
     rebuild_exception,
 )
+from ._forwarding import ForwardPolicy
 from ._protocol import PROTOCOL_VERSION, codec
 from ._protocol import messages as m
-from ._protocol.errors import exception_info
 from ._protocol.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     REMOTE_MAX_FRAME_SIZE,
@@ -41,6 +41,7 @@ from ._protocol.references import References
 from ._proxy import MODULES, LazyRef, Proxy, RemoteNode, mark_used
 from ._pump import Pump
 from ._releases import ReleaseQueue
+from ._served import serve_request
 from ._source import function_source
 from ._stderr import OutputHandler, RemoteStderr, write_output
 from .transport import BaseTransport
@@ -71,6 +72,8 @@ class Session:
         info: what the remote said of itself in the handshake (``pid``, ``python``,
             ``implementation``, ``platform``, ``executable``, ``hostname``).
         output: the handler for the remote's stdout/stderr (settable).
+        forwarding: the ``ForwardPolicy`` of the modules the remote may import from
+            here (see ``call`` and ``connect(forward_modules=)``).
     """
 
     def __init__(
@@ -82,8 +85,10 @@ class Session:
         heartbeat_interval: float = 5.0,
         heartbeat_timeout: float = 20.0,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        forward_modules: bool | Iterable[str] = (),
     ) -> None:
         self.target = target
+        self.forwarding = ForwardPolicy(forward_modules)
         self.transport = transport
         self.output: OutputHandler = output or write_output
         self.info: dict[str, Any] = {}
@@ -115,7 +120,7 @@ class Session:
                 m.HELLO: (values_only, self._on_hello),
                 m.RESULT: (resolve, self._on_answer),
                 m.ERROR: (resolve, self._on_answer),
-                m.REQUEST: (resolve, self._on_request),
+                m.REQUEST: (resolve, lambda frame, request: serve_request(self, frame, request)),
                 m.RELEASE: (values_only, self._on_release),
             },
             on_noise=lambda noise: self._write_output("stderr", noise),
@@ -203,24 +208,6 @@ class Session:
             future.set_exception(rebuild_exception(value, self.target))
         else:
             future.set_result(value)
-
-    def _on_request(self, frame: Frame, request: Any) -> None:
-        # Decoded in order with the other frames: a release behind this request cannot
-        # drop an object the request names before the request is read.
-        try:
-            op, (target, args, items) = request
-            kwargs = dict(items) if type(items) is tuple else None
-        except (TypeError, ValueError):
-            raise ProtocolError("malformed callback request") from None
-        if op != m.OP_CALL or type(args) is not tuple or kwargs is None:
-            raise ProtocolError("malformed callback request")
-        if not all(type(name) is str for name in kwargs):
-            raise ProtocolError("malformed callback request: a keyword is not a string")
-        if not self._refs.exports.holds(target):
-            # Only what the controller handed out may be called back (not a type that a
-            # global names, not a proxy, not a value).
-            raise ProtocolError(f"callback of a {type(target).__name__} it was not handed")
-        self._spawn(self._serve_callback(frame.request_id, target, args, kwargs), "callback")
 
     def _on_release(self, frame: Frame, pairs: Any) -> None:
         if type(pairs) is not tuple:
@@ -497,19 +484,6 @@ class Session:
         value = remote_type(*[a for a in exc.args if type(a) in codec.VALUE_TYPES])
         return remote_type, value, None
 
-    async def _serve_callback(
-        self, request_id: int, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        try:
-            result = target(*args, **kwargs)
-            if isinstance(result, Awaitable):
-                result = await result
-            kind, reply = m.RESULT, self._encoder.encode(result)
-        except Exception as exc:
-            kind, reply = m.ERROR, self._encoder.encode(exception_info(exc))
-        with contextlib.suppress(ConnectionLost):
-            await self._send(kind, request_id, reply)
-
     # -- the public API -------------------------------------------------------------
 
     async def eval(
@@ -552,6 +526,24 @@ class Session:
                 local.clear()
                 local.update(items)
         return value
+
+    async def call(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``function(*args, **kwargs)`` remotely and return its result (values and
+        proxies as for any call).
+
+        ``function`` is a module-level function, or a staticmethod or classmethod of a
+        module-level class. Its module is imported on the remote; if the remote lacks
+        it, it is forwarded from here, with the rest of its top-level package.
+
+        Raises:
+            TypeError: a lambda, closure or nested function (use ``compile``).
+        """
+        module, path = _forwarding.function_address(function)
+        self.forwarding.allow(module.partition(".")[0])
+        target: LazyRef = self.modules[module]
+        for name in path:
+            target = getattr(target, name)
+        return await target(*args, **kwargs)
 
     async def compile(self, source: str | Callable[..., Any], mode: str = "exec") -> Proxy:
         """Compile remotely; returns a proxy.

@@ -584,10 +584,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also measure the blocking API (aiopushy.sync) next to RPyC's classic mode",
     )
-    parser.add_argument("--all", action="store_true", help="--ssh --peers --fanout --sync")
+    parser.add_argument(
+        "--forwarding",
+        action="store_true",
+        help="also measure a forwarded 1 MB package imported by 50 interpreters, next to Mitogen",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="--ssh --peers --fanout --sync --forwarding"
+    )
     args = parser.parse_args(argv)
     if args.all:
-        args.ssh = args.peers = args.fanout = args.sync = True
+        args.ssh = args.peers = args.fanout = args.sync = args.forwarding = True
     return args
 
 
@@ -616,6 +623,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .syncfacade import run_and_report as run_sync
 
             results["sync"] = run_sync(args.python, args.quick)
+        if args.forwarding:
+            from .forwarding import run_and_report as run_forwarding
+
+            results["forwarding"] = run_forwarding(args.python, args.quick)
         return results
 
     return run_family("benchmarks", measure, args.json)

@@ -127,3 +127,13 @@ def test_quick_sync_facade_benchmark_run_compares_with_rpyc(tmp_path):
         "RPyC classic: len(remote)": 1,
     }
     assert "round trips per call" in completed.stdout
+
+
+def test_quick_forwarding_benchmark_run_compares_with_mitogen(tmp_path):
+    completed, results = run_quick(
+        tmp_path / "forwarding.json", module="benchmarks.forwarding", timeout=180
+    )
+    assert_positive(results, ["connect", "import"])
+    for system in ("aiopushy", "Mitogen"):
+        assert results["bytes_read"][system]["median"] > results["package"]["bytes"] / 20
+    assert "while importing" in completed.stdout

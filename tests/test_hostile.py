@@ -242,6 +242,34 @@ async def test_callback_requests_only_reach_what_was_given(
             await _call_answered_with(session, remote, m.RESULT, codec.encode_values(1))
 
 
+@pytest.mark.parametrize(
+    "args", [(), ("a",), ("a", "b"), (5, b""), ("x" * 1001, b""), ("", b""), ("a", b"k" * 65)]
+)
+async def test_malformed_module_requests_end_the_session(
+    fake: tuple[pushy.Session, FakeRemote], args: tuple[Any, ...]
+) -> None:
+    session, remote = fake
+    remote.send(m.REQUEST, 5, codec.encode_values((m.OP_FIND_MODULE, args)))
+    with pytest.raises(pushy.ProtocolError, match="malformed module request"), anyio.fail_after(5):
+        while True:
+            await _call_answered_with(session, remote, m.RESULT, codec.encode_values(1))
+
+
+async def test_a_module_request_is_answered_by_the_policy(
+    fake: tuple[pushy.Session, FakeRemote],
+) -> None:
+    """A path is never a module name; what the session forwards nothing of is refused."""
+    session, remote = fake
+    for request_id, name in enumerate(["../../etc/passwd", "/etc/passwd", "os", "json"], 10):
+        remote.send(m.REQUEST, request_id, codec.encode_values((m.OP_FIND_MODULE, (name, b""))))
+        kind, answered_id, answer = await remote.next_frame()
+        assert (kind, answered_id) == (m.RESULT, request_id)
+        status, message = codec.decode_values(answer)
+        assert status in (m.MODULE_MISSING, m.MODULE_REFUSED), message
+        assert "passwd" not in message or status == m.MODULE_MISSING
+    assert not session.closed
+
+
 @settings(
     max_examples=60,
     deadline=None,

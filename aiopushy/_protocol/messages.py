@@ -63,6 +63,14 @@ OP_READ_FILE = 10  # (path, offset, size) -> bytes
 OP_WRITE_FILE = 11  # (path, offset, data, truncate) -> None
 OP_STATISTICS = 12  # () -> {name: count}
 OP_SPAWN = 13  # (argv, env, notify) -> relay  (see _remote/relay.py)
+OP_FIND_MODULE = 14  # (name, bytecode key) -> (status, ...)  (remote -> controller)
+
+# Answers to OP_FIND_MODULE, by their first item (the status).
+MODULE_SOURCE = "source"  # (status, is_package, filename, zlib'd UTF-8 source, zlib'd
+#                           marshalled code or b"" when the bytecode keys differ)
+MODULE_MISSING = "missing"  # (status, message): neither side has it
+MODULE_REFUSED = "refused"  # (status, message): the controller does not forward it
+MODULE_UNSUITABLE = "unsuitable"  # (status, message): an extension module, say
 
 # Output streams in OUTPUT frames (their request id), and what a relay's ``notify``
 # reports: ``notify(STDOUT | STDERR, data)``, ``b""`` at the end; ``notify(EXITED, status)``.

@@ -20,6 +20,7 @@ from .._protocol import codec
 from .._protocol import messages as m
 from .._protocol.errors import exception_info
 from .._protocol.framing import REMOTE_MAX_FRAME_SIZE, SYNC
+from . import forwarding
 from .channel import Channel
 from .output import FrameTextWriter, forward_fd
 from .peer import Peer
@@ -138,6 +139,7 @@ def serve(channel: Channel, setup: Callable[[Peer, dict[str, Any]], None]) -> Pe
         channel.send(m.ERROR, frame.request_id, peer.encode(exception_info(exc)))
         return None
     channel.send(m.RESULT, frame.request_id, codec.encode_values(None))
+    forwarding.install()
     peer.start()
     timeout = settings.get("heartbeat_timeout")
     while not peer.stopped.wait(0.25):
@@ -162,6 +164,7 @@ def main(max_frame_size: int = REMOTE_MAX_FRAME_SIZE) -> None:
         sys.stdout = FrameTextWriter(peer.send_output, m.STDOUT, 1)
         sys.stderr = FrameTextWriter(peer.send_output, m.STDERR, 2)
         forward_fd(stdout_pipe, peer.send_output, m.STDOUT)
+        forwarding.install(fallback=peer)  # threads of remote code import through it too
 
     channel = Channel(
         lambda n: os.read(fd_in, n), lambda data: os.write(fd_out, data), max_frame_size

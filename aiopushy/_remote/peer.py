@@ -300,12 +300,16 @@ class Peer:
 
     def call(self, target: PeerProxy, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call controller object ``target``; blocks this thread until it answers."""
+        # Keyword arguments as their items: under Pushy's rule a dict would go by reference.
+        return self.request(m.OP_CALL, (target, args, tuple(kwargs.items())))
+
+    def request(self, op: int, args: tuple[Any, ...]) -> Any:
+        """Ask the controller (``op`` with ``args``); blocks this thread until it answers,
+        while other threads go on serving."""
         request_id = next(self._request_ids)
         waiter = _Waiter()
         self._waiters[request_id] = waiter
-        # Keyword arguments as their items: under Pushy's rule a dict would go by reference.
-        request = (m.OP_CALL, (target, args, tuple(kwargs.items())))
-        self.send(m.REQUEST, request_id, self.encode(request))
+        self.send(m.REQUEST, request_id, self.encode((op, args)))
         self._need_reader()
         while not waiter.event.wait(0.5):
             if self.stopped.is_set():

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._connect import Connecting
@@ -150,6 +151,13 @@ class SyncSession:
         a local function's source and define it remotely (the remote function)."""
         return call(self._session, Session.compile, self._session, source, mode)
 
+    def call(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run module-level ``function(*args, **kwargs)`` remotely, its module forwarded
+        from here if the remote lacks it (see ``aiopushy.Session.call``); its result,
+        under Pushy's rule."""
+        run = functools.partial(Session.call, self._session, function, **to_async(kwargs))
+        return call(self._session, run, *to_async(args))
+
     def remote_import(self, name: str) -> Any:
         """Import module ``name`` remotely; a proxy for it."""
         return call(self._session, Session.remote_import, self._session, name)
@@ -203,6 +211,7 @@ def connect(
     heartbeat_interval: float = 5.0,
     heartbeat_timeout: float | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    forward_modules: bool | Iterable[str] = (),
     via: SyncSession | Session | None = None,
     **transport_options: Any,
 ) -> SyncSession:
@@ -233,6 +242,7 @@ def connect(
         heartbeat_interval=heartbeat_interval,
         heartbeat_timeout=heartbeat_timeout,
         max_frame_size=max_frame_size,
+        forward_modules=forward_modules,
         via=via_session,
         **transport_options,
     )

@@ -1,0 +1,90 @@
+"""Requests the remote makes of the controller: callbacks, and modules to import.
+
+A remote may be hostile: every request is checked before anything runs. A callback may
+only call an object the controller handed out; a module request carries only a name, and
+the session's ``ForwardPolicy`` decides (see ``_forwarding``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from . import _forwarding
+from ._exceptions import ConnectionLost, ProtocolError
+from ._protocol import messages as m
+from ._protocol.errors import exception_info
+from ._protocol.framing import Frame
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+#: The longest module name a remote may ask for.
+MAX_MODULE_NAME = 1000
+
+
+def serve_request(session: Session, frame: Frame, request: Any) -> None:
+    """Check a request from the remote and start serving it (in a task of the session).
+
+    Called by the pump in order with the other frames: a release behind this request
+    cannot drop an object the request names before the request is read.
+
+    Raises:
+        ProtocolError: the request is malformed, or calls what was not handed out.
+    """
+    if type(request) is tuple and request[:1] == (m.OP_FIND_MODULE,):
+        name, bytecode = _module_request(request)
+        session._spawn(_serve_module(session, frame.request_id, name, bytecode), "import")
+        return
+    try:
+        op, (target, args, items) = request
+        kwargs = dict(items) if type(items) is tuple else None
+    except (TypeError, ValueError):
+        raise ProtocolError("malformed callback request") from None
+    if op != m.OP_CALL or type(args) is not tuple or kwargs is None:
+        raise ProtocolError("malformed callback request")
+    if not all(type(name) is str for name in kwargs):
+        raise ProtocolError("malformed callback request: a keyword is not a string")
+    if not session._refs.exports.holds(target):
+        # Only what the controller handed out may be called back (not a type that a
+        # global names, not a proxy, not a value).
+        raise ProtocolError(f"callback of a {type(target).__name__} it was not handed")
+    session._spawn(_serve_callback(session, frame.request_id, target, args, kwargs), "callback")
+
+
+def _module_request(request: tuple[Any, ...]) -> tuple[str, bytes]:
+    """``(name, bytecode key)`` of an OP_FIND_MODULE request."""
+    if len(request) == 2 and type(request[1]) is tuple and len(request[1]) == 2:
+        name, bytecode = request[1]
+        if (
+            type(name) is str
+            and 0 < len(name) <= MAX_MODULE_NAME
+            and type(bytecode) is bytes
+            and len(bytecode) <= 64
+        ):
+            return name, bytecode
+    raise ProtocolError("malformed module request")
+
+
+async def _serve_callback(
+    session: Session, request_id: int, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    try:
+        result = target(*args, **kwargs)
+        if isinstance(result, Awaitable):
+            result = await result
+        kind, reply = m.RESULT, session._encoder.encode(result)
+    except Exception as exc:
+        kind, reply = m.ERROR, session._encoder.encode(exception_info(exc))
+    with contextlib.suppress(ConnectionLost):
+        await session._send(kind, request_id, reply)
+
+
+async def _serve_module(session: Session, request_id: int, name: str, bytecode: bytes) -> None:
+    # Finding, reading and compiling a module: not in the event loop.
+    reply = await anyio.to_thread.run_sync(_forwarding.answer, name, session.forwarding, bytecode)
+    with contextlib.suppress(ConnectionLost):
+        await session._send(m.RESULT, request_id, session._encoder.encode(reply))

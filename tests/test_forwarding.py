@@ -1,0 +1,244 @@
+"""Running local code remotely: ``call()`` and import forwarding, on CPython and PyPy.
+
+Each test writes a package of its own (a unique name) into a directory that only the
+controller has on ``sys.path``: the remote, started elsewhere, can only get it forwarded.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import aiopushy
+import aiopushy as pushy
+from aiopushy import sync
+
+FILES = {
+    "__init__.py": "VERSION = '1.0'\n",
+    "disks.py": """\
+        import os
+        from . import helpers
+        from .sub import deep
+
+
+        def usage(path, depth=1):
+            return {"path": path, "depth": depth, "double": helpers.double(depth),
+                    "deep": deep.name(), "pid": os.getpid()}
+
+
+        def boom():
+            raise ValueError("raised by forwarded code")
+
+
+        class Tool:
+            @staticmethod
+            def static(x):
+                return x + 1
+
+            @classmethod
+            def klass(cls, x):
+                return cls.__name__, x
+        """,
+    "helpers.py": "def double(x):\n    return 2 * x\n",
+    "sub/__init__.py": "",
+    "sub/deep.py": """\
+        from .. import helpers
+
+
+        def name():
+            return __name__, helpers.double(21)
+        """,
+}
+
+
+def write_package(root: Path, name: str, files: dict[str, str]) -> None:
+    for relative, text in files.items():
+        path = root / name / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+@pytest.fixture
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """A fresh package ``fwd_<random>`` with subpackages, imported by the controller."""
+    name = f"fwd_{uuid.uuid4().hex[:8]}"
+    write_package(tmp_path, name, FILES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module(f"{name}.disks")
+    yield module
+    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[loaded]
+
+
+async def test_call_forwards_the_package_with_subpackages_and_relative_imports(
+    conn: pushy.Session, package: ModuleType, remote_python: str
+) -> None:
+    top = package.__name__.split(".")[0]
+    result = await conn.call(package.usage, "/var", depth=2)
+    assert result == {
+        "path": "/var",
+        "depth": 2,
+        "double": 4,
+        "deep": (f"{top}.sub.deep", 42),
+        "pid": conn.info["pid"],
+    }
+    remote_file = await conn.eval(f"__import__('{top}').__file__")
+    assert remote_file == f"controller:{Path(package.__file__).parent / '__init__.py'}"
+    # Compiled here and run as it is where the bytecode matches (the same CPython), else
+    # compiled there from the source (PyPy).
+    precompiled = await conn.eval(f"bool(__import__('{top}').__loader__._code)")
+    assert precompiled == (remote_python == sys.executable)
+    assert await conn.call(package.Tool.static, 1) == 2
+    assert await conn.call(package.Tool.klass, 5) == ("Tool", 5)
+
+
+async def test_the_modules_a_module_imports_come_along(
+    conn: pushy.Session, package: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    answer = aiopushy._forwarding.answer
+
+    def counting(name: str, *args: object) -> tuple[object, ...]:
+        asked.append(name)
+        return answer(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aiopushy._forwarding, "answer", counting)
+    await conn.call(package.usage, "/")
+    top = package.__name__.split(".")[0]
+    # helpers, sub and sub.deep come with disks, which imports them
+    assert asked == [top, f"{top}.disks"]
+
+
+async def test_tracebacks_show_the_forwarded_lines(
+    conn: pushy.Session, package: ModuleType
+) -> None:
+    with pytest.raises(ValueError, match="raised by forwarded code") as info:
+        await conn.call(package.boom)
+    remote = info.value.remote_traceback  # type: ignore[attr-defined]
+    assert f"controller:{package.__file__}" in remote
+    assert 'raise ValueError("raised by forwarded code")' in remote
+
+
+async def test_what_is_not_allowed_is_refused(conn: pushy.Session, package: ModuleType) -> None:
+    # Nothing was passed to call() yet: nothing is forwarded.
+    top = package.__name__.split(".")[0]
+    with pytest.raises(ModuleNotFoundError, match="does not forward it"):
+        await conn.modules[top]
+    await conn.call(package.usage, "/")
+    # A module of the controller that no call() or forward_modules named.
+    other = "fwd_other_" + uuid.uuid4().hex[:8]
+    with pytest.raises(ModuleNotFoundError, match=f"'{other}' on the remote.*does not forward"):
+        await conn.eval(f"__import__('{other}')")
+    # Allowed, but neither side has it.
+    with pytest.raises(ModuleNotFoundError, match="controller does not have it either"):
+        await conn.eval(f"__import__('{top}.nosuch')")
+
+
+async def test_forward_modules_names_more(
+    remote_python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    names = [f"fwd_extra_{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    for name in names:
+        write_package(tmp_path, name, {"__init__.py": f"NAME = {name!r}\n"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    async with pushy.connect("local:", python=remote_python, forward_modules=names[:1]) as conn:
+        assert await conn.modules[names[0]].NAME == names[0]
+        with pytest.raises(ModuleNotFoundError, match="does not forward"):
+            await conn.modules[names[1]]
+    async with pushy.connect("local:", python=remote_python, forward_modules=True) as conn:
+        assert await conn.modules[names[2]].NAME == names[2]
+
+
+async def test_extension_modules_are_not_forwarded(
+    conn: pushy.Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"fwd_ext_{uuid.uuid4().hex[:8]}"
+    write_package(tmp_path, name, {"__init__.py": ""})
+    # A real compiled extension (a copy of the standard library's _json) in the package.
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    (found,) = glob.glob(f"{sysconfig.get_path('platstdlib')}/lib-dynload/_json{suffix}")
+    shutil.copy(found, tmp_path / name / f"fast{suffix}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    conn.forwarding.allow(name)
+    with pytest.raises(ImportError, match="compiled extension module") as info:
+        await conn.eval(f"__import__('{name}.fast')")
+    assert not isinstance(info.value, ModuleNotFoundError)
+
+
+async def test_lambdas_closures_and_nested_functions_are_refused(conn: pushy.Session) -> None:
+    def nested() -> int:
+        return 1
+
+    captured = 3
+
+    def closure() -> int:
+        return captured
+
+    for function in (lambda: 1, nested, closure):
+        with pytest.raises(TypeError, match="compile"):
+            await conn.call(function)
+
+
+def test_the_sync_api_has_call(package: ModuleType) -> None:
+    with sync.connect("local:") as conn:
+        result = conn.call(package.usage, "/tmp", depth=1)
+        assert result["double"] == 2 and result["pid"] == conn.info["pid"]
+
+
+MAIN_SCRIPT = """\
+import asyncio, os, sys
+import aiopushy
+
+
+def work(x):
+    return x * 2, __name__, os.getpid()
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], "a") as marker:  # the remote must never run this block
+        marker.write(f"{os.getpid()}\\n")
+
+    async def main():
+        async with aiopushy.connect("local:", cwd="/") as conn:
+            doubled, name, pid = await conn.call(work, 21)
+            print(doubled, name, pid == conn.info["pid"])
+
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "-m"])
+def test_functions_of_main_run_remotely_without_the_main_block(tmp_path: Path, how: str) -> None:
+    package = f"fwd_main_{uuid.uuid4().hex[:8]}"
+    write_package(tmp_path, package, {"__init__.py": "", "tool.py": MAIN_SCRIPT})
+    marker = tmp_path / "marker"
+    root = str(Path(__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    target = (
+        [str(tmp_path / package / "tool.py")] if how == "script" else ["-m", f"{package}.tool"]
+    )
+    done = subprocess.run(
+        [sys.executable, *target, str(marker)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    name = "__aiopushy_main__" if how == "script" else f"{package}.tool"
+    assert done.stdout == f"42 {name} True\n"
+    assert len(marker.read_text().split()) == 1  # only the controller ran the block
