@@ -557,6 +557,19 @@ def run_family(name: str, measure: Callable[[], dict[str, Any]], json_path: str 
     return status
 
 
+def family_main(
+    name: str,
+    description: str,
+    quick_help: str,
+    run_and_report: Callable[[str, bool], dict[str, Any]],
+    argv: Sequence[str] | None,
+) -> int:
+    """``main`` of a family whose ``run_and_report(python, quick)`` measures and prints:
+    ``python -m benchmarks.NAME [--quick] [--json PATH] [--python PATH]``."""
+    args = family_parser(f"python -m benchmarks.{name}", description, quick_help).parse_args(argv)
+    return run_family(name, lambda: run_and_report(args.python, args.quick), args.json)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = family_parser(
         "python -m benchmarks",

@@ -38,7 +38,7 @@ from typing import Any
 import aiopushy
 
 from . import _peers_systems as peers
-from .core import Comparison, compare, family_parser, run_family, summarize, table
+from .core import Comparison, compare, family_main, summarize, table
 
 PACKAGE_MODULES = 20
 MODULE_FUNCTIONS = 260  # about 50 KB of source per module
@@ -227,13 +227,13 @@ def run_and_report(python: str, quick: bool) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.forwarding [--quick] [--json PATH] [--python PATH]``."""
-    parser = family_parser(
-        "python -m benchmarks.forwarding",
+    return family_main(
+        "forwarding",
         "A forwarded 1 MB package imported by many interpreters, next to Mitogen.",
         "5 interpreters, one round: a smoke run",
+        run_and_report,
+        argv,
     )
-    args = parser.parse_args(argv)
-    return run_family("forwarding", lambda: run_and_report(args.python, args.quick), args.json)
 
 
 if __name__ == "__main__":

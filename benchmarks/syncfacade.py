@@ -25,7 +25,7 @@ from typing import Any
 from aiopushy import sync as pushy
 
 from . import _peers_systems as peers
-from .core import Comparison, compare, family_parser, run_family, summarize, table
+from .core import Comparison, compare, family_main, summarize, table
 
 A_METHOD = "aiopushy.sync: remote.count(None)"
 R_METHOD = "RPyC classic: remote.count(None)"
@@ -129,13 +129,13 @@ def run_and_report(python: str, quick: bool) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.syncfacade [--quick] [--json PATH] [--python PATH]``."""
-    parser = family_parser(
-        "python -m benchmarks.syncfacade",
+    return family_main(
+        "syncfacade",
         "The sync facade's proxy calls next to RPyC's classic mode.",
         "few iterations: a smoke run of a few seconds",
+        run_and_report,
+        argv,
     )
-    args = parser.parse_args(argv)
-    return run_family("syncfacade", lambda: run_and_report(args.python, args.quick), args.json)
 
 
 if __name__ == "__main__":
