@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._modulefiles import ModuleFile, Unsuitable, find_spec, module_file
+from ._modulefiles import ModuleFile, Unsuitable, find_spec, module_file, read_data_file
 from ._protocol import messages as m
 
 #: Which compiled code this interpreter makes: a remote with the same key can run it.
@@ -112,12 +112,31 @@ def answer(fullname: str, policy: ForwardPolicy, bytecode: bytes = b"") -> Answe
     return (m.MODULE_SOURCE, *_sendable(found, bytecode), tuple(along))
 
 
-def _sendable(found: ModuleFile, bytecode: bytes) -> tuple[bool, str, bytes, bytes]:
-    """``(is_package, filename, source, code)``: the compiled code for a remote whose
-    bytecode is ours (the source, for tracebacks, only when it asks), else the source."""
+def _sendable(
+    found: ModuleFile, bytecode: bytes
+) -> tuple[bool, str, bytes, bytes, tuple[str, ...]]:
+    """``(is_package, filename, source, code, data files)``: the compiled code for a
+    remote whose bytecode is ours (the source, for tracebacks, only when it asks), else
+    the source."""
     if found.code and bytecode == BYTECODE_KEY:
-        return found.is_package, found.filename, b"", found.code
-    return found.is_package, found.filename, found.source, b""
+        return found.is_package, found.filename, b"", found.code, found.resources
+    return found.is_package, found.filename, found.source, b"", found.resources
+
+
+def data_file(package: str, relative: str, policy: ForwardPolicy) -> bytes:
+    """Data file ``relative`` of forwarded package ``package`` (``importlib.resources``
+    on the remote): only a file the package's own listing names.
+
+    Raises:
+        FileNotFoundError: the package is not forwarded, or has no such data file.
+    """
+    spec = find_spec(package) if policy.permits(package) else None
+    if spec is None:
+        raise FileNotFoundError(f"{package} is not forwarded")
+    try:
+        return read_data_file(module_file(package, spec), relative)
+    except Unsuitable:
+        raise FileNotFoundError(f"{package} is not forwarded") from None
 
 
 def _main_spec() -> Any:

@@ -38,6 +38,8 @@ class ModuleFile:
     source: bytes  # zlib-compressed UTF-8
     code: bytes  # zlib-compressed marshal data of the compiled module, or b""
     imports: tuple[str, ...]  # modules of the same top-level package that it imports
+    resources: tuple[str, ...] = ()  # a package's data files ("data/x.json")
+    directory: str = ""  # where a package's data files are, here
 
 
 class Unsuitable(Exception):
@@ -130,18 +132,57 @@ def _read(fullname: str, spec: Any) -> ModuleFile:
         raise Unsuitable(f"{fullname} has no source on the controller ({spec.origin})")
     is_package = spec.submodule_search_locations is not None
     filename = FILENAME_PREFIX + spec.origin
+    directory = os.path.dirname(spec.origin) if is_package else ""
+    resources = _data_files(directory) if directory else ()
     try:
         compiled = compile(source, filename, "exec", dont_inherit=True)
+        code = zlib.compress(marshal.dumps(compiled))
+        imports = _imported_modules(fullname, is_package, compiled)
     except (SyntaxError, ValueError):  # the remote compiles it, and reports the error
-        return ModuleFile(fullname, is_package, filename, _compress(source), b"", ())
+        code, imports = b"", ()
     return ModuleFile(
-        fullname,
-        is_package,
-        filename,
-        _compress(source),
-        zlib.compress(marshal.dumps(compiled)),
-        _imported_modules(fullname, is_package, compiled),
+        fullname, is_package, filename, _compress(source), code, imports, resources, directory
     )
+
+
+#: At most this many data files are listed per package.
+MAX_DATA_FILES = 10_000
+_CODE_SUFFIXES = (".py", ".pyc", *importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def _data_files(directory: str) -> tuple[str, ...]:
+    """The data files of the package in ``directory``, as relative POSIX paths: regular
+    files that are not code, in it and in its subdirectories that are not packages
+    themselves (a subpackage lists its own)."""
+    found: list[str] = []
+    pending = [""]
+    while pending and len(found) < MAX_DATA_FILES:
+        relative = pending.pop()
+        try:
+            entries = list(os.scandir(os.path.join(directory, relative)))
+        except OSError:
+            continue
+        for entry in entries:
+            name = f"{relative}/{entry.name}" if relative else entry.name
+            if entry.is_dir() and entry.name != "__pycache__":
+                if not os.path.exists(os.path.join(entry.path, "__init__.py")):
+                    pending.append(name)
+            elif entry.is_file() and not entry.name.endswith(_CODE_SUFFIXES):
+                found.append(name)
+    return tuple(sorted(found[:MAX_DATA_FILES]))
+
+
+def read_data_file(found: ModuleFile, relative: str) -> bytes:
+    """The bytes of data file ``relative`` of package ``found``: only a file of its
+    listing is read.
+
+    Raises:
+        FileNotFoundError: ``relative`` is not one of the package's data files.
+    """
+    if relative not in found.resources:
+        raise FileNotFoundError(f"{found.name} has no data file {relative!r}")
+    with open(os.path.join(found.directory, *relative.split("/")), "rb") as data:
+        return data.read()
 
 
 def _compress(source: str) -> bytes:

@@ -39,6 +39,10 @@ def serve_request(session: Session, frame: Frame, request: Any) -> None:
         name, bytecode = _module_request(request)
         session._spawn(_serve_module(session, frame.request_id, name, bytecode), "import")
         return
+    if type(request) is tuple and request[:1] == (m.OP_READ_DATA,):
+        package, relative = _data_request(request)
+        session._spawn(_serve_data(session, frame.request_id, package, relative), "data")
+        return
     try:
         op, (target, args, items) = request
         kwargs = dict(items) if type(items) is tuple else None
@@ -69,6 +73,20 @@ def _module_request(request: tuple[Any, ...]) -> tuple[str, bytes]:
     raise ProtocolError("malformed module request")
 
 
+def _data_request(request: tuple[Any, ...]) -> tuple[str, str]:
+    """``(package, relative path)`` of an OP_READ_DATA request."""
+    if len(request) == 2 and type(request[1]) is tuple and len(request[1]) == 2:
+        package, relative = request[1]
+        if (
+            type(package) is str
+            and 0 < len(package) <= MAX_MODULE_NAME
+            and type(relative) is str
+            and len(relative) <= 4096
+        ):
+            return package, relative
+    raise ProtocolError("malformed data file request")
+
+
 async def _serve_callback(
     session: Session, request_id: int, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
@@ -88,3 +106,15 @@ async def _serve_module(session: Session, request_id: int, name: str, bytecode: 
     reply = await anyio.to_thread.run_sync(_forwarding.answer, name, session.forwarding, bytecode)
     with contextlib.suppress(ConnectionLost):
         await session._send(m.RESULT, request_id, session._encoder.encode(reply))
+
+
+async def _serve_data(session: Session, request_id: int, package: str, relative: str) -> None:
+    try:
+        data = await anyio.to_thread.run_sync(
+            _forwarding.data_file, package, relative, session.forwarding
+        )
+        kind, reply = m.RESULT, session._encoder.encode(data)
+    except OSError as exc:
+        kind, reply = m.ERROR, session._encoder.encode(exception_info(exc))
+    with contextlib.suppress(ConnectionLost):
+        await session._send(kind, request_id, reply)

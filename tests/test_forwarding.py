@@ -25,6 +25,8 @@ import aiopushy
 import aiopushy as pushy
 from aiopushy import sync
 
+from .sshservers import Server
+
 FILES = {
     "__init__.py": "VERSION = '1.0'\n",
     "disks.py": """\
@@ -242,3 +244,86 @@ def test_functions_of_main_run_remotely_without_the_main_block(tmp_path: Path, h
     name = "__aiopushy_main__" if how == "script" else f"{package}.tool"
     assert done.stdout == f"42 {name} True\n"
     assert len(marker.read_text().split()) == 1  # only the controller ran the block
+
+
+async def test_package_data_through_importlib_resources(
+    conn: pushy.Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"fwd_data_{uuid.uuid4().hex[:8]}"
+    files = {
+        "__init__.py": "",
+        "loader.py": """\
+            import importlib.resources
+
+
+            def read_old_way():
+                return (
+                    importlib.resources.read_text(__package__, "config.json"),
+                    importlib.resources.is_resource(__package__, "config.json"),
+                    sorted(importlib.resources.contents(__package__)),
+                )
+
+
+            def read():
+                root = importlib.resources.files(__package__)
+                return (
+                    (root / "config.json").read_text(),
+                    root.joinpath("data", "blob.bin").read_bytes(),
+                    sorted(p.name for p in root.iterdir()),
+                    sorted(p.name for p in (root / "data").iterdir()),
+                    (root / "data").is_dir(), (root / "config.json").is_file(),
+                )
+            """,
+        "config.json": '{"answer": 42}',
+        "data/blob.bin": "\x00\x01binary",
+    }
+    write_package(tmp_path, name, files)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loader = importlib.import_module(f"{name}.loader")
+    assert await conn.call(loader.read_old_way) == (
+        '{"answer": 42}',
+        True,
+        ["config.json", "data"],
+    )
+    if await conn.eval("__import__('sys').version_info < (3, 10)"):
+        return  # files() of 3.9 knows packages on the file system only
+    assert await conn.call(loader.read) == (
+        '{"answer": 42}',
+        b"\x00\x01binary",
+        ["config.json", "data"],
+        ["blob.bin"],
+        True,
+        True,
+    )
+    # Only what the package's own listing names is read: a file outside it is not.
+    with pytest.raises(FileNotFoundError):
+        await conn.eval(
+            f"__import__('{name}').__spec__.loader.get_resource_reader('{name}')"
+            ".files().joinpath('..', '..', 'etc', 'passwd').read_bytes()"
+        )
+    for loaded in [m for m in sys.modules if m.startswith(name)]:
+        del sys.modules[loaded]
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["asyncssh", "openssh-client"])
+async def test_forwarding_over_a_real_sshd(
+    openssh: Server, package: ModuleType, native: bool, anyio_backend: str
+) -> None:
+    kwargs = openssh.connect_kwargs(use_native=native)
+    async with pushy.connect("ssh:127.0.0.1", timeout=60, **kwargs) as conn:
+        result = await conn.call(package.usage, "/srv", depth=3)
+        assert result["double"] == 6 and result["pid"] == conn.info["pid"]
+        with pytest.raises(ValueError, match="raised by forwarded code") as info:
+            await conn.call(package.boom)
+        assert "raise ValueError" in info.value.remote_traceback  # type: ignore[attr-defined]
+
+
+async def test_forwarding_through_a_relay(conn: pushy.Session, package: ModuleType) -> None:
+    """The relayed session asks its own controller (through the relay, which does not
+    have the package either)."""
+    async with pushy.connect("local:", via=conn, timeout=30) as relayed:
+        result = await relayed.call(package.usage, "/", depth=1)
+        assert result["pid"] == relayed.info["pid"] != conn.info["pid"]
+        assert result["double"] == 2
+    top = package.__name__.split(".")[0]
+    assert not await conn.eval(f"'{top}' in __import__('sys').modules")

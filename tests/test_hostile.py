@@ -255,6 +255,33 @@ async def test_malformed_module_requests_end_the_session(
             await _call_answered_with(session, remote, m.RESULT, codec.encode_values(1))
 
 
+@pytest.mark.parametrize("args", [(), ("a",), (5, "x"), ("a", b"x"), ("a", "x" * 4097)])
+async def test_malformed_data_file_requests_end_the_session(
+    fake: tuple[pushy.Session, FakeRemote], args: tuple[Any, ...]
+) -> None:
+    session, remote = fake
+    remote.send(m.REQUEST, 5, codec.encode_values((m.OP_READ_DATA, args)))
+    with pytest.raises(pushy.ProtocolError, match="malformed data file"), anyio.fail_after(5):
+        while True:
+            await _call_answered_with(session, remote, m.RESULT, codec.encode_values(1))
+
+
+async def test_a_data_file_request_reads_nothing_not_forwarded(
+    fake: tuple[pushy.Session, FakeRemote],
+) -> None:
+    """No package is forwarded: whatever the path, the answer is an error, the session
+    goes on."""
+    session, remote = fake
+    requests = [("os", "../../../etc/passwd"), ("aiopushy", "py.typed"), ("x", "/etc/passwd")]
+    for request_id, (package, relative) in enumerate(requests, 20):
+        body = codec.encode_values((m.OP_READ_DATA, (package, relative)))
+        remote.send(m.REQUEST, request_id, body)
+        kind, answered_id, answer = await remote.next_frame()
+        assert (kind, answered_id) == (m.ERROR, request_id)
+        assert b"root:" not in answer
+    assert not session.closed
+
+
 async def test_a_module_request_is_answered_by_the_policy(
     fake: tuple[pushy.Session, FakeRemote],
 ) -> None:

@@ -64,10 +64,12 @@ OP_WRITE_FILE = 11  # (path, offset, data, truncate) -> None
 OP_STATISTICS = 12  # () -> {name: count}
 OP_SPAWN = 13  # (argv, env, notify) -> relay  (see _remote/relay.py)
 OP_FIND_MODULE = 14  # (name, bytecode key) -> (status, ...)  (remote -> controller)
+OP_READ_DATA = 15  # (package, relative path) -> bytes  (remote -> controller)
 
 # Answers to OP_FIND_MODULE, by their first item (the status).
 MODULE_SOURCE = "source"  # (status, is_package, filename, zlib'd UTF-8 source, zlib'd
-#                           marshalled code or b"" when the bytecode keys differ)
+#     marshalled code or b"" when the bytecode keys differ, a package's data files,
+#     modules sent along: a tuple of (name, is_package, filename, source, code, data))
 MODULE_MISSING = "missing"  # (status, message): neither side has it
 MODULE_REFUSED = "refused"  # (status, message): the controller does not forward it
 MODULE_UNSUITABLE = "unsuitable"  # (status, message): an extension module, say

@@ -21,7 +21,7 @@ from . import output
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import Any, Sequence
+    from typing import Any, Iterator, Sequence
 
 _lock = threading.Lock()
 _installed: list[Finder] = []
@@ -46,14 +46,12 @@ class ForwardedLoader:
     or a traceback wants it; with compiled code it is not sent at all, but asked for then.
     """
 
-    def __init__(
-        self, peer: Any, filename: str, source: bytes, code: bytes, is_package: bool
-    ) -> None:
+    def __init__(self, peer: Any, name: str, module: tuple[Any, ...]) -> None:
         self._peer = peer
-        self.filename = filename
+        self._name = name
+        self.package, self.filename, source, code, self._data = module
         self._source = source  # compressed, or b"" (ask the controller)
         self._code = code  # compressed marshal data, or b""
-        self.package = is_package
 
     def create_module(self, spec: Any) -> None:
         return None  # the default module object
@@ -69,7 +67,17 @@ class ForwardedLoader:
         exec(code, module.__dict__)
 
     def is_package(self, fullname: str) -> bool:
-        return self.package
+        return bool(self.package)
+
+    def get_resource_reader(self, fullname: str) -> DataFiles | None:
+        """A package's data files (``importlib.resources.files``), read from the
+        controller when opened."""
+        return DataFiles(self._peer, fullname, self._data) if self.package else None
+
+    def files(self) -> DataPath:
+        """The package's data directory (what Python 3.9's ``importlib.resources``
+        asks the loader itself for)."""
+        return DataFiles(self._peer, self._name, self._data if self.package else ()).files()
 
     def get_source(self, fullname: str) -> str | None:
         """The forwarded source: what tracebacks show (``linecache``)."""
@@ -112,20 +120,20 @@ class Finder:
         status = answer[0]
         if status == m.MODULE_SOURCE:
             with _lock:
-                for name, *module in answer[5]:
+                for name, *module in answer[6]:
                     along.setdefault(name, tuple(module))
-            return _spec(peer, fullname, answer[1:5])
+            return _spec(peer, fullname, answer[1:6])
         if status == m.MODULE_UNSUITABLE:
             raise ImportError(answer[1], name=fullname)
         raise ModuleNotFoundError(answer[1], name=fullname)
 
 
 def _spec(peer: Any, fullname: str, module: tuple[Any, ...]) -> Any:
-    """The spec of a module sent as ``(is_package, filename, source, code)``."""
+    """The spec of a module sent as ``(is_package, filename, source, code, data)``."""
     from importlib.machinery import ModuleSpec
 
-    is_package, filename, source, code = module
-    loader = ForwardedLoader(peer, filename, source, code, is_package)
+    is_package, filename = module[:2]
+    loader = ForwardedLoader(peer, fullname, module)
     spec = ModuleSpec(  # a duck-typed loader: importlib.abc would cost start-up
         fullname,
         loader,  # type: ignore[arg-type]
@@ -134,6 +142,110 @@ def _spec(peer: Any, fullname: str, module: tuple[Any, ...]) -> Any:
     )
     spec.has_location = True  # __file__ names where the controller read it
     return spec
+
+
+class DataFiles:
+    """The resource reader of a forwarded package: ``files()`` is its directory."""
+
+    def __init__(self, peer: Any, package: str, names: tuple[str, ...]) -> None:
+        self._peer = peer
+        self._package = package
+        self._names = frozenset(names)
+
+    def files(self) -> DataPath:
+        return DataPath(self, "")
+
+    # The older resource reader protocol (read_text, open_binary, ... of
+    # importlib.resources), for the files directly in the package.
+
+    def open_resource(self, resource: str) -> Any:
+        import io
+
+        return io.BytesIO(self.read(resource))
+
+    def resource_path(self, resource: str) -> str:
+        raise FileNotFoundError(f"{resource} of {self._package} is not a file on this host")
+
+    def is_resource(self, name: str) -> bool:
+        return name in self._names
+
+    def contents(self) -> list[str]:
+        return self.children("")
+
+    def read(self, relative: str) -> bytes:
+        """The bytes of data file ``relative``, from the controller."""
+        if relative not in self._names:
+            raise FileNotFoundError(f"{self._package} has no data file {relative!r}")
+        data: bytes = self._peer.request(m.OP_READ_DATA, (self._package, relative))
+        return data
+
+    def children(self, relative: str) -> list[str]:
+        """The names directly inside directory ``relative``."""
+        prefix = relative + "/" if relative else ""
+        return sorted(
+            {n[len(prefix) :].split("/")[0] for n in self._names if n.startswith(prefix)}
+        )
+
+    def is_file(self, relative: str) -> bool:
+        return relative in self._names
+
+    def is_dir(self, relative: str) -> bool:
+        return not relative or any(n.startswith(relative + "/") for n in self._names)
+
+
+class DataPath:
+    """A file or directory of a forwarded package's data (an ``importlib.resources``
+    ``Traversable``)."""
+
+    def __init__(self, files: DataFiles, relative: str) -> None:
+        self._files = files
+        self._relative = relative
+
+    @property
+    def name(self) -> str:
+        return self._relative.rpartition("/")[2]
+
+    def iterdir(self) -> Iterator[DataPath]:
+        for child in self._files.children(self._relative):
+            yield self / child
+
+    def is_dir(self) -> bool:
+        return self._files.is_dir(self._relative)
+
+    def is_file(self) -> bool:
+        return self._files.is_file(self._relative)
+
+    def joinpath(self, *parts: str) -> DataPath:
+        relative = self._relative
+        for part in parts:
+            for piece in str(part).split("/"):
+                if piece in ("", "."):
+                    continue
+                if piece == "..":
+                    relative = relative.rpartition("/")[0]
+                else:
+                    relative = f"{relative}/{piece}" if relative else piece
+        return DataPath(self._files, relative)
+
+    def __truediv__(self, child: str) -> DataPath:
+        return self.joinpath(child)
+
+    def read_bytes(self) -> bytes:
+        return self._files.read(self._relative)
+
+    def read_text(self, encoding: str | None = None, errors: str | None = None) -> str:
+        return self.read_bytes().decode(encoding or "utf-8", errors or "strict")
+
+    def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        import io
+
+        if mode not in ("r", "rb"):
+            raise ValueError(f"forwarded data files are read-only, not opened with {mode!r}")
+        stream = io.BytesIO(self.read_bytes())
+        return stream if mode == "rb" else io.TextIOWrapper(stream, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<forwarded data {self._files._package}:{self._relative or '.'}>"
 
 
 def install(fallback: Any = None) -> Finder:
