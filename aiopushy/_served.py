@@ -59,32 +59,32 @@ def serve_request(session: Session, frame: Frame, request: Any) -> None:
     session._spawn(_serve_callback(session, frame.request_id, target, args, kwargs), "callback")
 
 
+Bounds = tuple[type, int, int]  # a value's type, and its least and greatest length
+
+
+def _pair(request: tuple[Any, ...], first: Bounds, second: Bounds, what: str) -> Any:
+    """The two arguments of request ``(op, (a, b))``, each of the type and within the
+    lengths given."""
+    if len(request) == 2 and type(request[1]) is tuple and len(request[1]) == 2:
+        pair: tuple[Any, Any] = request[1]
+        if all(
+            type(value) is kind and low <= len(value) <= high
+            for value, (kind, low, high) in zip(pair, (first, second), strict=True)
+        ):
+            return pair
+    raise ProtocolError(f"malformed {what} request")
+
+
 def _module_request(request: tuple[Any, ...]) -> tuple[str, bytes]:
     """``(name, bytecode key)`` of an OP_FIND_MODULE request."""
-    if len(request) == 2 and type(request[1]) is tuple and len(request[1]) == 2:
-        name, bytecode = request[1]
-        if (
-            type(name) is str
-            and 0 < len(name) <= MAX_MODULE_NAME
-            and type(bytecode) is bytes
-            and len(bytecode) <= 64
-        ):
-            return name, bytecode
-    raise ProtocolError("malformed module request")
+    name: tuple[str, bytes] = _pair(request, (str, 1, MAX_MODULE_NAME), (bytes, 0, 64), "module")
+    return name
 
 
 def _data_request(request: tuple[Any, ...]) -> tuple[str, str]:
     """``(package, relative path)`` of an OP_READ_DATA request."""
-    if len(request) == 2 and type(request[1]) is tuple and len(request[1]) == 2:
-        package, relative = request[1]
-        if (
-            type(package) is str
-            and 0 < len(package) <= MAX_MODULE_NAME
-            and type(relative) is str
-            and len(relative) <= 4096
-        ):
-            return package, relative
-    raise ProtocolError("malformed data file request")
+    file: tuple[str, str] = _pair(request, (str, 1, MAX_MODULE_NAME), (str, 0, 4096), "data file")
+    return file
 
 
 async def _serve_callback(
