@@ -59,7 +59,7 @@ def serve_request(session: Session, frame: Frame, request: Any) -> None:
     session._spawn(_serve_callback(session, frame.request_id, target, args, kwargs), "callback")
 
 
-Bounds = tuple[type, int, int]  # a value's type, and its least and greatest length
+Bounds = tuple[type[str] | type[bytes], int, int]  # a type, and the least and greatest length
 
 
 def _pair(request: tuple[Any, ...], first: Bounds, second: Bounds, what: str) -> Any:
