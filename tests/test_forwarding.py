@@ -6,6 +6,7 @@ controller has on ``sys.path``: the remote, started elsewhere, can only get it f
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import importlib
 import os
@@ -23,6 +24,7 @@ import pytest
 
 import aiopushy
 import aiopushy as pushy
+import aiopushy._modulefiles
 from aiopushy import sync
 
 from .sshservers import Server
@@ -327,3 +329,24 @@ async def test_forwarding_through_a_relay(conn: pushy.Session, package: ModuleTy
         assert result["double"] == 2
     top = package.__name__.split(".")[0]
     assert not await conn.eval(f"'{top}' in __import__('sys').modules")
+
+
+async def test_each_module_file_is_read_once_per_process(
+    remote_python: str, package: ModuleType, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    reads: list[str] = []
+    read = aiopushy._modulefiles._read
+
+    def counting(name: str, spec: object) -> object:
+        reads.append(name)
+        return read(name, spec)
+
+    monkeypatch.setattr(aiopushy._modulefiles, "_read", counting)
+    sessions = [pushy.connect("local:", python=remote_python, timeout=30) for _ in range(4)]
+    opened = [await connecting for connecting in sessions]
+    try:
+        results = await asyncio.gather(*(s.call(package.usage, "/") for s in opened))
+    finally:
+        await asyncio.gather(*(s.close() for s in opened))
+    assert len({r["pid"] for r in results}) == 4
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 5  # 5 modules, once each
