@@ -216,7 +216,10 @@ def test_abort_wakes_a_blocked_read_and_closes_only_after_it() -> None:
     guarded.abort()
     reader.join(5)
     assert not reader.is_alive()
-    assert events == ["read returned b'', descriptor open: True", "closed", "got b''"]
+    # Closed once, and only after the read returned (by the reader's call or by abort,
+    # whichever finished last: both orders are right).
+    assert events[0] == "read returned b'', descriptor open: True"
+    assert sorted(events[1:]) == ["closed", "got b''"]
     with pytest.raises(BrokenPipeError):
         guarded.use(guarded.connection.read)
     guarded.abort()  # again: nothing more happens
