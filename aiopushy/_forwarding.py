@@ -25,11 +25,7 @@ from ._modulefiles import ModuleFile, Unsuitable, find_spec, module_file, read_d
 from ._protocol import messages as m
 
 #: Which compiled code this interpreter makes: a remote with the same key can run it.
-BYTECODE_KEY = (
-    (sys.implementation.cache_tag or "").encode() + b":" + importlib.util.MAGIC_NUMBER
-    if sys.implementation.cache_tag
-    else b"-"
-)
+BYTECODE_KEY = m.bytecode_key()
 
 #: The name of the controller's ``__main__`` script on the remote (see ``call``).
 MAIN_ALIAS = "__aiopushy_main__"
@@ -53,7 +49,7 @@ class ForwardPolicy:
 
     def allow(self, name: str) -> None:
         """Forward module ``name`` and its submodules (and the packages above it)."""
-        if not isinstance(name, str) or not all(p.isidentifier() for p in name.split(".")):
+        if not isinstance(name, str) or not _is_module_name(name):
             raise ValueError(f"not a module name: {name!r}")
         self._trees.add(name)
         parts = name.split(".")
@@ -83,7 +79,7 @@ def answer(fullname: str, policy: ForwardPolicy, bytecode: bytes = b"") -> Answe
     A remote whose ``bytecode`` key (``BYTECODE_KEY`` there) is ours also gets the
     compiled code, and runs it without compiling.
     """
-    if not all(part.isidentifier() for part in fullname.split(".")):
+    if not _is_module_name(fullname):
         return (m.MODULE_MISSING, f"No module named {fullname!r}")
     if not policy.permits(fullname):  # not even whether the controller has it is told
         return (
@@ -104,12 +100,15 @@ def answer(fullname: str, policy: ForwardPolicy, bytecode: bytes = b"") -> Answe
     # The modules of its package that it imports come along: one round trip, not one
     # per module (a package whose __init__ imports its submodules, say).
     along = []
-    for name in found.imports:
-        imported = find_spec(name) if policy.permits(name) else None
-        if imported is not None:
+    for name, imported in found.imports:
+        if policy.permits(name):
             with contextlib.suppress(Unsuitable):
                 along.append((name, *_sendable(module_file(name, imported), bytecode)))
     return (m.MODULE_SOURCE, *_sendable(found, bytecode), tuple(along))
+
+
+def _is_module_name(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
 
 
 def _sendable(
@@ -118,7 +117,7 @@ def _sendable(
     """``(is_package, filename, source, code, data files)``: the compiled code for a
     remote whose bytecode is ours (the source, for tracebacks, only when it asks), else
     the source."""
-    if found.code and bytecode == BYTECODE_KEY:
+    if found.code and bytecode and bytecode == BYTECODE_KEY:
         return found.is_package, found.filename, b"", found.code, found.resources
     return found.is_package, found.filename, found.source, b"", found.resources
 

@@ -37,7 +37,8 @@ class ModuleFile:
     filename: str  # as the remote sees it
     source: bytes  # zlib-compressed UTF-8
     code: bytes  # zlib-compressed marshal data of the compiled module, or b""
-    imports: tuple[str, ...]  # modules of the same top-level package that it imports
+    imports: tuple[tuple[str, Any], ...]  # (name, spec) of the modules of its top-level
+    #                                        package that it imports
     resources: tuple[str, ...] = ()  # a package's data files ("data/x.json")
     directory: str = ""  # where a package's data files are, here
 
@@ -189,9 +190,12 @@ def _compress(source: str) -> bytes:
     return zlib.compress(source.encode("utf-8"))
 
 
-def _imported_modules(fullname: str, is_package: bool, code: CodeType) -> tuple[str, ...]:
-    """The modules of ``fullname``'s top-level package that the import statements of its
-    top-level code name and that exist here (an imported name may be an attribute)."""
+def _imported_modules(
+    fullname: str, is_package: bool, code: CodeType
+) -> tuple[tuple[str, Any], ...]:
+    """``(name, spec)`` of the modules of ``fullname``'s top-level package that the
+    import statements of its top-level code name and that exist here (an imported name
+    may be an attribute)."""
     top = fullname.partition(".")[0]
     package = fullname if is_package else fullname.rpartition(".")[0]
     instructions = list(dis.get_instructions(code))
@@ -216,8 +220,10 @@ def _imported_modules(fullname: str, is_package: bool, code: CodeType) -> tuple[
                 candidates += [f"{module}.{name}" for name in names if name != "*"]
     found = []
     for name in dict.fromkeys(candidates):
-        if name != fullname and name.partition(".")[0] == top and find_spec(name) is not None:
-            found.append(name)
+        if name != fullname and name.partition(".")[0] == top:
+            spec = find_spec(name)
+            if spec is not None:
+                found.append((name, spec))
     return tuple(found)
 
 

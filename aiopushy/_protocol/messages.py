@@ -74,6 +74,20 @@ MODULE_MISSING = "missing"  # (status, message): neither side has it
 MODULE_REFUSED = "refused"  # (status, message): the controller does not forward it
 MODULE_UNSUITABLE = "unsuitable"  # (status, message): an extension module, say
 
+
+def bytecode_key() -> bytes:
+    """Which compiled code this interpreter runs: its cache tag and bytecode magic number
+    (``b""`` if it does not say). A module's compiled code is sent only to a remote whose
+    key is the controller's; an empty key (a request for the source) matches nothing."""
+    import sys
+
+    tag = sys.implementation.cache_tag
+    magic = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
+    if not tag or not isinstance(magic, bytes):
+        return b""
+    return tag.encode() + b":" + magic
+
+
 # Output streams in OUTPUT frames (their request id), and what a relay's ``notify``
 # reports: ``notify(STDOUT | STDERR, data)``, ``b""`` at the end; ``notify(EXITED, status)``.
 STDOUT = 1

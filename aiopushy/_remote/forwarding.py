@@ -4,8 +4,9 @@ One finder sits at the end of ``sys.meta_path``, so whatever the remote has itse
 imported as usual. On a miss it asks the controller of the session whose request the
 importing thread serves (``output.current.peer``; a thread of remote code's own asks the
 session that started the process, if there is one). The controller decides what it
-forwards; it answers with the module's source, which is compiled here, or says why not,
-which becomes the ``ModuleNotFoundError`` (or ``ImportError``) of the import.
+forwards; it answers with the module's compiled code (where our bytecode is its own) or
+its source, with the modules of its package that it imports, or says why not, which
+becomes the ``ModuleNotFoundError`` (or ``ImportError``) of the import.
 """
 
 from __future__ import annotations
@@ -27,17 +28,7 @@ _lock = threading.Lock()
 _installed: list[Finder] = []
 
 
-def bytecode_key() -> bytes:
-    """Which compiled code this interpreter runs (the controller's ``BYTECODE_KEY``)."""
-    tag = sys.implementation.cache_tag
-    external = sys.modules.get("_frozen_importlib_external")
-    magic = getattr(external, "MAGIC_NUMBER", None)
-    if not tag or not isinstance(magic, bytes):
-        return b"-"
-    return tag.encode() + b":" + magic
-
-
-_BYTECODE_KEY = bytecode_key()
+_BYTECODE_KEY = m.bytecode_key()
 
 
 class ForwardedLoader:
@@ -83,7 +74,7 @@ class ForwardedLoader:
         """The forwarded source: what tracebacks show (``linecache``)."""
         if not self._source:
             try:
-                answer = self._peer.request(m.OP_FIND_MODULE, (fullname, b"-"))
+                answer = self._peer.request(m.OP_FIND_MODULE, (fullname, b""))
             except ConnectionError:
                 return None
             if answer[0] != m.MODULE_SOURCE:
