@@ -215,7 +215,7 @@ def test_the_async_api_keeps_its_own_rule(conn: pushy.SyncSession) -> None:
     async def path_from_async() -> Any:
         return await conn.async_session.modules.sys.path
 
-    async_path = aiopushy.sync._proxy.call(conn.async_session, path_from_async, values=True)
+    async_path = aiopushy.sync._loop.run(conn.async_session._loop, path_from_async)
     assert type(async_path) is list
 
 

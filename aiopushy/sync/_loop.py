@@ -161,7 +161,7 @@ def _set(future: asyncio.Future[None]) -> None:
 _lock = threading.Lock()
 _current: _DrivenLoop | None = None
 _opened: weakref.WeakSet[Session] = weakref.WeakSet()
-_exit_hook = [False]  # whether _close_at_exit is registered (a forked child inherits it)
+_exit_hooked = False  # whether _close_at_exit is registered (a forked child inherits it)
 
 
 def _forget_parent() -> None:
@@ -187,7 +187,7 @@ def refuse_inside_loop() -> None:
 
 def facade_loop() -> asyncio.AbstractEventLoop:
     """The facade's event loop, made on first use (again in a forked child)."""
-    global _current
+    global _current, _exit_hooked
     current = _current
     if current is not None:
         return current.loop
@@ -195,9 +195,9 @@ def facade_loop() -> asyncio.AbstractEventLoop:
     with _lock:
         if _current is None:
             _current = _DrivenLoop()
-            if not _exit_hook[0]:  # on first use: atexit runs what was registered later first
+            if not _exit_hooked:  # on first use: atexit runs what was registered later first
                 atexit.register(_close_at_exit)
-                _exit_hook[0] = True
+                _exit_hooked = True
         return _current.loop
 
 

@@ -154,26 +154,25 @@ async def _under_pushys_rule(function: Callable[..., Any], *args: Any) -> Any:
     return await function(*args)
 
 
-def call_on(
-    loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any, values: bool = False
-) -> Any:
-    """Run ``function(*args)`` (a coroutine function) on ``loop``, its requests under
-    Pushy's rule (with ``values``, the async API's: containers by value); its converted
-    result."""
+def _for_sync(blocking: Callable[..., Any], *args: Any) -> Any:
+    """``blocking(*args)``, its result and its exceptions converted for sync code."""
     try:
-        if values:
-            result = run(loop, function, *args)
-        else:
-            result = run(loop, _under_pushys_rule, function, *args)
+        result = blocking(*args)
     except Exception as error:
         sync_exception(error)
         raise
     return to_sync(result)
 
 
-def call(session: Session, function: Callable[..., Any], *args: Any, values: bool = False) -> Any:
+def call_on(loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any) -> Any:
+    """Run ``function(*args)`` (a coroutine function) on ``loop``, its requests under
+    Pushy's rule; its converted result."""
+    return _for_sync(run, loop, _under_pushys_rule, function, *args)
+
+
+def call(session: Session, function: Callable[..., Any], *args: Any) -> Any:
     """``call_on`` the loop that ``session`` belongs to."""
-    return call_on(session._loop, function, *args, values=values)
+    return call_on(session._loop, function, *args)
 
 
 def evaluate(node: RemoteNode) -> Any:
@@ -188,12 +187,7 @@ def evaluate(node: RemoteNode) -> Any:
 def _evaluate_as(node: RemoteNode, kind: int, by_reference: bool = False) -> Any:
     """Evaluate ``node`` in one request of frame ``kind`` (whose rule of what travels by
     value applies, unless ``by_reference``); its value, for sync code."""
-    try:
-        result = request(node._pushy_session, kind, m.OP_EVALUATE, (node, by_reference))
-    except Exception as error:
-        sync_exception(error)
-        raise
-    return to_sync(result)
+    return _for_sync(request, node._pushy_session, kind, m.OP_EVALUATE, (node, by_reference))
 
 
 # -- lazy mode: building whole expressions for byref() ---------------------------------
