@@ -8,7 +8,7 @@ the session's ``ForwardPolicy`` decides (see ``_forwarding``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -90,31 +90,38 @@ def _data_request(request: tuple[Any, ...]) -> tuple[str, str]:
 async def _serve_callback(
     session: Session, request_id: int, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
-    try:
+    async def call() -> Any:
         result = target(*args, **kwargs)
-        if isinstance(result, Awaitable):
-            result = await result
-        kind, reply = m.RESULT, session._encoder.encode(result)
-    except Exception as exc:
-        kind, reply = m.ERROR, session._encoder.encode(exception_info(exc))
-    with contextlib.suppress(ConnectionLost):
-        await session._send(kind, request_id, reply)
+        return await result if isinstance(result, Awaitable) else result
+
+    await _reply(session, request_id, call)
 
 
 async def _serve_module(session: Session, request_id: int, name: str, bytecode: bytes) -> None:
-    # Finding, reading and compiling a module: not in the event loop.
-    reply = await anyio.to_thread.run_sync(_forwarding.answer, name, session.forwarding, bytecode)
-    with contextlib.suppress(ConnectionLost):
-        await session._send(m.RESULT, request_id, session._encoder.encode(reply))
+    # Finding, reading and compiling a module, or reading a data file: not in the loop.
+    await _reply(
+        session,
+        request_id,
+        lambda: anyio.to_thread.run_sync(_forwarding.answer, name, session.forwarding, bytecode),
+    )
 
 
 async def _serve_data(session: Session, request_id: int, package: str, relative: str) -> None:
-    try:
-        data = await anyio.to_thread.run_sync(
+    await _reply(
+        session,
+        request_id,
+        lambda: anyio.to_thread.run_sync(
             _forwarding.data_file, package, relative, session.forwarding
-        )
-        kind, reply = m.RESULT, session._encoder.encode(data)
-    except OSError as exc:
+        ),
+    )
+
+
+async def _reply(session: Session, request_id: int, work: Callable[[], Awaitable[Any]]) -> None:
+    """Answer request ``request_id`` with what ``work()`` gives, or with the exception it
+    raises: the remote always gets an answer (a failure here must not leave it waiting)."""
+    try:
+        kind, reply = m.RESULT, session._encoder.encode(await work())
+    except Exception as exc:
         kind, reply = m.ERROR, session._encoder.encode(exception_info(exc))
     with contextlib.suppress(ConnectionLost):
         await session._send(kind, request_id, reply)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import anyio
 import pytest
 
 import aiopushy
@@ -352,3 +353,17 @@ async def test_each_module_file_is_read_once_per_process(
         await asyncio.gather(*(s.close() for s in opened))
     assert len({r["pid"] for r in results}) == 4
     assert sorted(reads) == sorted(set(reads)) and len(reads) == 5  # 5 modules, once each
+
+
+async def test_a_failure_serving_a_module_is_an_answer_not_a_hang(
+    conn: pushy.Session, package: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the controller fails while finding the module."""
+
+    def failing(*args: object) -> object:
+        raise RuntimeError("the finder broke")
+
+    monkeypatch.setattr(aiopushy._forwarding, "answer", failing)
+    with anyio.fail_after(10), pytest.raises(RuntimeError, match="the finder broke"):
+        await conn.call(package.usage, "/")
+    assert await conn.eval("1 + 1") == 2
