@@ -242,26 +242,29 @@ async def test_callback_requests_only_reach_what_was_given(
             await _call_answered_with(session, remote, m.RESULT, codec.encode_values(1))
 
 
+_MALFORMED_MODULE = [
+    (),
+    ("a",),
+    ("a", "b"),
+    (5, b""),
+    ("x" * 1001, b""),
+    ("", b""),
+    ("a", b"k" * 65),
+]
+_MALFORMED_DATA = [(), ("a",), (5, "x"), ("a", b"x"), ("a", "x" * 4097)]
+
+
 @pytest.mark.parametrize(
-    "args", [(), ("a",), ("a", "b"), (5, b""), ("x" * 1001, b""), ("", b""), ("a", b"k" * 65)]
+    ("op", "args", "message"),
+    [(m.OP_FIND_MODULE, args, "malformed module request") for args in _MALFORMED_MODULE]
+    + [(m.OP_READ_DATA, args, "malformed data file request") for args in _MALFORMED_DATA],
 )
-async def test_malformed_module_requests_end_the_session(
-    fake: tuple[pushy.Session, FakeRemote], args: tuple[Any, ...]
+async def test_malformed_module_and_data_requests_end_the_session(
+    fake: tuple[pushy.Session, FakeRemote], op: int, args: tuple[Any, ...], message: str
 ) -> None:
     session, remote = fake
-    remote.send(m.REQUEST, 5, codec.encode_values((m.OP_FIND_MODULE, args)))
-    with pytest.raises(pushy.ProtocolError, match="malformed module request"), anyio.fail_after(5):
-        while True:
-            await _call_answered_with(session, remote, m.RESULT, codec.encode_values(1))
-
-
-@pytest.mark.parametrize("args", [(), ("a",), (5, "x"), ("a", b"x"), ("a", "x" * 4097)])
-async def test_malformed_data_file_requests_end_the_session(
-    fake: tuple[pushy.Session, FakeRemote], args: tuple[Any, ...]
-) -> None:
-    session, remote = fake
-    remote.send(m.REQUEST, 5, codec.encode_values((m.OP_READ_DATA, args)))
-    with pytest.raises(pushy.ProtocolError, match="malformed data file"), anyio.fail_after(5):
+    remote.send(m.REQUEST, 5, codec.encode_values((op, args)))
+    with pytest.raises(pushy.ProtocolError, match=message), anyio.fail_after(5):
         while True:
             await _call_answered_with(session, remote, m.RESULT, codec.encode_values(1))
 
