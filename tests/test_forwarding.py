@@ -27,6 +27,7 @@ import aiopushy
 import aiopushy as pushy
 import aiopushy._modulefiles
 from aiopushy import sync
+from aiopushy._protocol import messages as m
 
 from .sshservers import Server
 
@@ -83,7 +84,7 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleT
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module(f"{name}.disks")
     yield module
-    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+    for loaded in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
         del sys.modules[loaded]
 
 
@@ -306,7 +307,7 @@ async def test_package_data_through_importlib_resources(
             f"__import__('{name}').__spec__.loader.get_resource_reader('{name}')"
             ".files().joinpath('..', '..', 'etc', 'passwd').read_bytes()"
         )
-    for loaded in [m for m in sys.modules if m.startswith(name)]:
+    for loaded in [k for k in sys.modules if k.startswith(name)]:
         del sys.modules[loaded]
 
 
@@ -367,3 +368,22 @@ async def test_a_failure_serving_a_module_is_an_answer_not_a_hang(
     with anyio.fail_after(10), pytest.raises(RuntimeError, match="the finder broke"):
         await conn.call(package.usage, "/")
     assert await conn.eval("1 + 1") == 2
+
+
+async def test_a_remote_asking_directly_gets_only_what_the_policy_allows(
+    conn: pushy.Session, package: ModuleType
+) -> None:
+    """The remote process itself sends the requests its finder would never send: the
+    controller's own checks answer them."""
+    top = package.__name__.split(".")[0]
+    await conn.call(package.usage, "/")  # the package is forwarded now
+    ask = (
+        "__import__('_aiopushy_remote._remote.output', fromlist=['current']).current.peer.request"
+    )
+    for relative in ("../../../../etc/passwd", "/etc/passwd", "__init__.py", "disks.py"):
+        with pytest.raises(FileNotFoundError):
+            await conn.eval(f"{ask}({m.OP_READ_DATA}, ({top!r}, {relative!r}))")
+    status, message = await conn.eval(f"{ask}({m.OP_FIND_MODULE}, ('json', b''))")
+    assert status == m.MODULE_REFUSED and "does not forward" in message
+    status, *_ = await conn.eval(f"{ask}({m.OP_FIND_MODULE}, ({top + '.helpers'!r}, b''))")
+    assert status == m.MODULE_SOURCE
