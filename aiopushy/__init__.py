@@ -28,10 +28,10 @@ from ._fanout import FanoutError as FanoutError
 from ._fanout import Group as Group
 from ._fanout import Result as Result
 from ._fanout import fanout as fanout
+from ._gather import gather as gather
 from ._proxy import LazyRef as LazyRef
 from ._proxy import Proxy as Proxy
 from ._proxy import byref as byref
-from ._proxy import gather as gather
 from ._proxy import iterate as iterate
 from ._public import present_as as _present_as
 from ._session import Session as Session

@@ -12,7 +12,6 @@ Both classes keep Python's identity semantics for ``==`` and ``hash()``, and ref
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
@@ -415,66 +414,3 @@ def byref(node: RemoteNode) -> _ByReference:
     if not isinstance(node, RemoteNode):
         raise TypeError(f"byref() takes a proxy or lazy reference, not {type(node).__name__}")
     return _ByReference(node)
-
-
-async def gather(
-    *expressions: RemoteNode | _ByReference, return_exceptions: bool = False
-) -> list[Any]:
-    """Await many remote expressions at once, like ``asyncio.gather``, without a task each.
-
-    Each expression (a lazy reference, a proxy, or ``byref(...)``) is sent as its own
-    request as soon as it is encoded, so they are all in flight together; the values come
-    back in the order given. Expressions of different sessions may be mixed.
-    ``asyncio.gather(*expressions)`` gives the same values, but wraps each expression in a
-    task, which costs about as much as the request itself: use this for thousands.
-
-    Raises:
-        TypeError: an argument is not a remote expression.
-        Exception: the first failure, as ``asyncio.gather`` does (the other requests still
-            run; their answers are dropped). With ``return_exceptions=True`` failures take
-            their places in the list instead.
-    """
-    results: list[Any] = [None] * len(expressions)
-    batches: dict[Session, tuple[list[int], list[tuple[int, tuple[Any, ...]]]]] = {}
-    for index, expression in enumerate(expressions):
-        if type(expression) is Proxy:
-            results[index] = expression  # awaiting a proxy gives the proxy
-            continue
-        if type(expression) is _ByReference:
-            node, by_reference = expression.node, True
-        elif type(expression) is LazyRef:
-            node, by_reference = expression, False
-        else:
-            raise TypeError(
-                "gather() takes remote expressions (lazy references, proxies, byref()), "
-                f"not {type(expression).__name__}"
-            )
-        mark_used(node)
-        positions, requests = batches.setdefault(node._pushy_session, ([], []))
-        positions.append(index)
-        requests.append((m.OP_EVALUATE, (node, by_reference)))
-    runs = [
-        session._request_many(requests, return_exceptions)
-        for session, (_, requests) in batches.items()
-    ]
-    if len(runs) == 1:
-        values = [await runs[0]]
-    else:  # a task per session; the first failure cancels the others
-        tasks = [asyncio.ensure_future(run) for run in runs]
-        for task in tasks:
-            task.add_done_callback(_retrieve)
-        try:
-            values = await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-    for (positions, _), answers in zip(batches.values(), values, strict=True):
-        for index, answer in zip(positions, answers, strict=True):
-            results[index] = answer
-    return results
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a task's failure as seen: the caller got the first one already."""
-    if not task.cancelled():
-        task.exception()

@@ -103,6 +103,7 @@ async def _serve_module(session: Session, request_id: int, name: str, bytecode: 
         session,
         request_id,
         lambda: anyio.to_thread.run_sync(_forwarding.answer, name, session.forwarding, bytecode),
+        shared=True,
     )
 
 
@@ -113,15 +114,35 @@ async def _serve_data(session: Session, request_id: int, package: str, relative:
         lambda: anyio.to_thread.run_sync(
             _forwarding.data_file, package, relative, session.forwarding
         ),
+        shared=True,
     )
 
 
-async def _reply(session: Session, request_id: int, work: Callable[[], Awaitable[Any]]) -> None:
+async def _reply(
+    session: Session, request_id: int, work: Callable[[], Awaitable[Any]], shared: bool = False
+) -> None:
     """Answer request ``request_id`` with what ``work()`` gives, or with the exception it
-    raises: the remote always gets an answer (a failure here must not leave it waiting)."""
+    raises: the remote always gets an answer (a failure here must not leave it waiting).
+
+    ``shared``: the bytes in the answer go to other sessions too (module code, data
+    files); a relay may keep them (see ``transport/_relaycache.py``).
+    """
+    blobs: list[bytes] = []
     try:
-        kind, reply = m.RESULT, session._encoder.encode(await work())
+        value = await work()
+        kind, reply = m.RESULT, session._encoder.encode(value)
+        if shared:
+            _bytes_within(value, blobs)
     except Exception as exc:
         kind, reply = m.ERROR, session._encoder.encode(exception_info(exc))
     with contextlib.suppress(ConnectionLost):
-        await session._send(kind, request_id, reply)
+        await session._send(kind, request_id, reply, blobs)
+
+
+def _bytes_within(value: Any, found: list[bytes]) -> None:
+    """Add the ``bytes`` in ``value`` (in tuples too) to ``found``, in encoding order."""
+    if type(value) is bytes:
+        found.append(value)
+    elif type(value) is tuple:
+        for item in value:
+            _bytes_within(item, found)

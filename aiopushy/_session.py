@@ -14,7 +14,7 @@ import contextvars
 import itertools
 import logging
 import os
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -45,6 +45,7 @@ from ._served import serve_request
 from ._source import function_source
 from ._stderr import OutputHandler, RemoteStderr, write_output
 from .transport import BaseTransport
+from .transport._relay import RelayedInput
 from .transport._streams import WriterStream
 
 logger = logging.getLogger("aiopushy")
@@ -55,7 +56,7 @@ PUSHY_RULE: contextvars.ContextVar[bool] = contextvars.ContextVar("PUSHY_RULE", 
 sets it for the calls it makes; the async API leaves it off."""
 
 
-def _request_kind() -> int:
+def request_kind() -> int:
     return m.REQUEST_PUSHY if PUSHY_RULE.get() else m.REQUEST
 
 
@@ -149,12 +150,12 @@ class Session:
         future = self._loop.create_future()
         self._pending[setup_id] = future
         data = encode_frame(m.SETUP, setup_id, codec.encode_values(settings))
+        payload = b""
         if self.transport.needs_bootstrap:
             # The remote trusts what we send: it only needs a limit against garbage.
-            limit = max(self._pump.max_frame_size, REMOTE_MAX_FRAME_SIZE)
-            data = _bootstrap.payload(limit) + data
+            payload = _bootstrap.payload(max(self._pump.max_frame_size, REMOTE_MAX_FRAME_SIZE))
         try:
-            await self.transport.stdin.send(data)
+            await self._write(payload + data, (payload,))
             self.info = await self._hello
             await future
         except (ConnectionLost, anyio.BrokenResourceError) as exc:
@@ -329,7 +330,11 @@ class Session:
 
     # -- requests -----------------------------------------------------------------
 
-    async def _send(self, kind: int, request_id: int, body: bytes = b"") -> None:
+    async def _send(
+        self, kind: int, request_id: int, body: bytes = b"", blobs: Sequence[bytes] = ()
+    ) -> None:
+        """Send a frame. ``blobs``: large parts of ``body`` that other frames carry too
+        (a module's code), which a relay may keep and send again for us."""
         if self._releases:
             await self._flush_releases()
         stdin = self.transport.stdin
@@ -338,13 +343,20 @@ class Session:
                 if stdin.write_nowait(frame_parts(kind, request_id, body)):
                     await stdin.drain()
             else:
-                await stdin.send(encode_frame(kind, request_id, body))
+                await self._write(encode_frame(kind, request_id, body), blobs)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             if self._error is None:
                 await self._drain_stderr()
                 self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
             assert self._error is not None
             raise self._error from exc
+
+    async def _write(self, data: bytes, blobs: Sequence[bytes]) -> None:
+        stdin = self.transport.stdin
+        if blobs and isinstance(stdin, RelayedInput):
+            await stdin.send(data, blobs)
+        else:
+            await stdin.send(data)
 
     def _shaped(self, answer: Any, size: int) -> tuple[Any, ...]:
         """``answer`` if it is a tuple of ``size`` items; a hostile remote may send less."""
@@ -373,12 +385,18 @@ class Session:
         self._requests_sent += 1
         return request_id, future, body
 
-    async def _request(self, op: int, args: tuple[Any, ...], kind: int | None = None) -> Any:
+    async def _request(
+        self,
+        op: int,
+        args: tuple[Any, ...],
+        kind: int | None = None,
+        blobs: Sequence[bytes] = (),
+    ) -> Any:
         """Send one request (frame ``kind``, by default as ``PUSHY_RULE`` says) and wait
-        for its answer."""
+        for its answer. ``blobs``: see ``_send``."""
         request_id, future, body = self._register(op, args)
         try:
-            await self._send(_request_kind() if kind is None else kind, request_id, body)
+            await self._send(request_kind() if kind is None else kind, request_id, body, blobs)
             return await future
         finally:
             self._pending.pop(request_id, None)
@@ -407,43 +425,6 @@ class Session:
             self._pending.pop(request_id, None)
             return None
         return request_id
-
-    async def _request_many(
-        self, requests: list[tuple[int, tuple[Any, ...]]], return_exceptions: bool
-    ) -> list[Any]:
-        """Send the requests one after the other (each goes out at once), then wait for
-        all answers, in order; no task per request. See ``aiopushy.gather``."""
-        ids: list[int] = []
-        futures: list[asyncio.Future[Any]] = []
-        kind = _request_kind()
-        try:
-            for op, args in requests:
-                try:
-                    request_id, future, body = self._register(op, args)
-                except Exception as exc:  # a closed session, an argument that cannot travel
-                    if not return_exceptions:
-                        raise
-                    future = self._loop.create_future()
-                    future.set_exception(exc)
-                    futures.append(future)
-                    continue
-                ids.append(request_id)
-                futures.append(future)
-                try:
-                    await self._send(kind, request_id, body)
-                except Exception:  # the session failed: so did every pending future
-                    if not return_exceptions or self._error is None:
-                        raise
-            return await asyncio.gather(*futures, return_exceptions=return_exceptions)
-        finally:
-            pending = self._pending
-            for request_id in ids:
-                pending.pop(request_id, None)
-            for future in futures:
-                if not future.done():
-                    future.cancel()  # its answer, if it comes, is dropped
-                elif not future.cancelled():
-                    future.exception()  # retrieved: gather reported the first one
 
     # -- references ---------------------------------------------------------------
 

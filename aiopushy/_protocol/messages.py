@@ -65,6 +65,8 @@ OP_STATISTICS = 12  # () -> {name: count}
 OP_SPAWN = 13  # (argv, env, notify) -> relay  (see _remote/relay.py)
 OP_FIND_MODULE = 14  # (name, bytecode key) -> (status, ...)  (remote -> controller)
 OP_READ_DATA = 15  # (package, relative path) -> bytes  (remote -> controller)
+OP_RELAY_KEEP = 16  # (key, data) -> None: keep data for OP_RELAY_WRITE (_remote/relay.py)
+OP_RELAY_WRITE = 17  # (relay, parts) -> None: literal bytes and keys of kept data, alternating
 
 # Answers to OP_FIND_MODULE, by their first item (the status).
 MODULE_SOURCE = "source"  # (status, is_package, filename, zlib'd UTF-8 source, zlib'd

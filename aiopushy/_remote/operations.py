@@ -177,6 +177,18 @@ class Operations:
 
         return relay.spawn(argv, env, notify)
 
+    def relay_keep(self, key: bytes, data: bytes) -> None:
+        from . import relay
+
+        relay.keep(key, data)
+
+    def relay_write(self, target: Any, parts: Any) -> None:
+        from . import relay
+
+        if not isinstance(target, relay.Relay):
+            raise TypeError(f"not a relay: {type(target).__name__}")
+        target.write_parts(parts)
+
     TABLE: ClassVar[dict[int, Callable[..., Any]]] = {
         m.OP_EVALUATE: evaluate,
         m.OP_EVAL: eval,
@@ -190,6 +202,8 @@ class Operations:
         m.OP_WRITE_FILE: write_file,
         m.OP_STATISTICS: lambda self: self.statistics(),
         m.OP_SPAWN: spawn,
+        m.OP_RELAY_KEEP: relay_keep,
+        m.OP_RELAY_WRITE: relay_write,
     }
 
     def handle(self, op: Any, args: Any) -> Any:

@@ -2,10 +2,15 @@
 
 The controller asks this remote to start a program (a ``python -c LOADER``, an ``ssh``
 client) and drives the next interpreter through it: what the controller sends arrives
-as ``Relay.write`` calls, and what the program writes is pushed back as calls of the
+as ``Relay.write_parts`` calls, and what the program writes is pushed back as calls of the
 controller's ``notify`` callback, one per chunk. A reader thread per output stream waits
 for each ``notify`` to return before reading on, so a slow controller slows the program
 down instead of filling this process's memory.
+
+Bytes the controller sends through this interpreter more than once (a forwarded
+module's code, the bootstrap of each interpreter it starts) cross the link to it once:
+the controller has them kept here under a key (``keep``) and then names the key in the
+parts of a write (``Relay.write_parts``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,17 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Mapping, Sequence
 
 CHUNK = 256 * 1024
+
+#: What the controller had this interpreter keep, by key. It decides what and how much
+#: (see ``transport/_relaycache.py``); nothing here is ever read but by its key.
+_kept: dict[bytes, bytes] = {}
+
+
+def keep(key: bytes, data: bytes) -> None:
+    """Keep ``data`` under ``key`` for ``Relay.write_parts``."""
+    if type(key) is not bytes or type(data) is not bytes:
+        raise TypeError("keep takes a bytes key and bytes")
+    _kept[key] = data
 
 
 class Relay:
@@ -73,15 +89,24 @@ class Relay:
         with contextlib.suppress(Exception):
             self._notify(m.EXITED, status)
 
-    def write(self, data: bytes) -> None:
-        """Write all of ``data`` to the child's standard input."""
+    def write_parts(self, parts: Sequence[bytes]) -> None:
+        """Write ``parts`` to the child's standard input, in order: the items at even
+        positions as they are, those at odd positions being keys of kept bytes.
+
+        Raises:
+            KeyError: a key names nothing kept (nothing of this write is written).
+        """
+        if type(parts) is not tuple or not all(type(part) is bytes for part in parts):
+            raise TypeError("parts must be a tuple of bytes")
+        chunks = [part if index % 2 == 0 else _kept[part] for index, part in enumerate(parts)]
         stdin = self.process.stdin
         if stdin is None or stdin.closed:
             raise BrokenPipeError("the relayed process's input is closed")
         with self._write_lock:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(stdin.fileno(), view) :]
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(stdin.fileno(), view) :]
 
     def close_input(self) -> None:
         """Close the child's standard input (an interpreter then exits)."""

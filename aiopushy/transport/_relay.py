@@ -1,8 +1,9 @@
 """A child process started by another session's interpreter: ``connect(..., via=session)``.
 
 The ``via`` session's remote starts the program (``_remote/relay.py``) and relays its
-pipes: our writes become ``Relay.write`` calls, and its output comes back as calls of a
-callback of ours, one per chunk, which feed the streams the next session reads. Each
+pipes: our writes become ``Relay.write_parts`` calls (the large bytes sent again and
+again kept there: ``_relaycache``), and its output comes back as calls of a callback of
+ours, one per chunk, which feed the streams the next session reads. Each
 callback returns only once its chunk is queued here, so a slow reader here slows the
 program there. If the ``via`` session ends, these streams end with it.
 """
@@ -20,6 +21,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._exceptions import ConnectError, PushyError
 from .._protocol import messages as m
+from ._relaycache import cache_for
 
 if TYPE_CHECKING:
     from .._session import Session
@@ -63,21 +65,29 @@ class RelayedInput(ByteSendStream):
     small frames share round trips.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, via: Session) -> None:
+        self._via = via
+        self._cache = cache_for(via)
         self._relay: Any = None  # set by ``attach`` once the program runs
         self._queued = bytearray()
+        self._blobs: list[bytes] = []
         self._drained = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self._closed = False
 
-    async def send(self, item: bytes) -> None:
-        """Queue ``item``; wait while too much is queued already."""
+    async def send(self, item: bytes, blobs: Sequence[bytes] = ()) -> None:
+        """Queue ``item``; wait while too much is queued already.
+
+        ``blobs``: parts of ``item`` (in order) that the relay may keep and send again
+        for us (see ``_relaycache``): bytes that other writes will carry too.
+        """
         if self._closed:
             raise anyio.ClosedResourceError
         if self._error is not None:
             raise anyio.BrokenResourceError from self._error
         self._queued += item
+        self._blobs += blobs
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write_queued())
         while len(self._queued) > INPUT_HIGH_WATER and self._error is None:
@@ -87,11 +97,13 @@ class RelayedInput(ByteSendStream):
     async def _write_queued(self) -> None:
         try:
             while self._queued and self._error is None:
-                data = bytes(self._queued)
+                data, blobs = bytes(self._queued), self._blobs
                 self._queued.clear()
+                self._blobs = []
                 self._drained.set()
                 try:
-                    await self._relay.write(data)
+                    parts = await self._cache.parts(data, blobs) if blobs else (data,)
+                    await self._via._request(m.OP_RELAY_WRITE, (self._relay, parts))
                 except (PushyError, OSError) as exc:
                     self.fail(exc)
         finally:
@@ -103,6 +115,7 @@ class RelayedInput(ByteSendStream):
         if self._error is None:
             self._error = error
         self._queued.clear()
+        self._blobs = []
         self._drained.set()
 
     def attach(self, relay: Any) -> None:
@@ -143,7 +156,7 @@ class RelayedProcess:
             send, receive = anyio.create_memory_object_stream[bytes](QUEUED_CHUNKS)
             self._senders[stream] = send
             self._outputs[stream] = RelayedOutput(receive)
-        self._input = RelayedInput()
+        self._input = RelayedInput(via)
         self.stdin: ByteSendStream = self._input
         self.stdout: ByteReceiveStream = self._outputs[m.STDOUT]
         self.stderr: ByteReceiveStream = self._outputs[m.STDERR]
