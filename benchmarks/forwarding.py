@@ -9,11 +9,16 @@ controller has on ``sys.path``. Then each system, systems alternating round by r
 * calls ``entry.run()`` of the package in each at once (``conn.call``; Mitogen's
   ``context.call``): the remote lacks the package, so every interpreter imports it
   through its system's forwarding, timed as *import*;
-* closes them all.
+* closes them all;
+
+and then again with the ``N`` interpreters started via one relay interpreter
+(``connect(..., via=relay)``; Mitogen's ``router.local(via=relay)``), where each system
+serves them from what the relay keeps.
 
 Reported: median wall times over the rounds, and the bytes the interpreters read during
 the import phase (the sum of ``rchar`` in ``/proc/PID/io`` over the children: the
-forwarded modules, plus the call and anything else they read). Goal: aiopushy's import
+forwarded modules, plus the call and anything else they read) and, via a relay, the
+bytes the relay read then (what crossed the link to it: each module once). Goal: aiopushy's import
 phase no slower than Mitogen's. Needs Mitogen (``pip install -e ".[bench]"``); ``--quick``
 is a smoke run (N = 5, one round).
 """
@@ -114,96 +119,141 @@ def rchar(pid: int) -> int:
     raise RuntimeError(f"no rchar for {pid}")
 
 
-async def aiopushy_round(python: str, n: int, run: Callable[[], int]) -> tuple[float, float, int]:
-    """``(connect, import, bytes read)`` for aiopushy."""
-    start = time.perf_counter()
-    sessions = await asyncio.gather(
-        *(aiopushy.connect("local:", python=[python, "-S"]) for _ in range(n))
-    )
+@dataclass(frozen=True)
+class Figures:
+    """One round of one system."""
+
+    connect: float  # seconds to start the interpreters
+    imports: float  # seconds for all of them to import the package and run it
+    read: int  # bytes the interpreters read during the import phase
+    relay_read: int  # bytes the relay read meanwhile (0 without one)
+
+
+def _check(results: Sequence[int]) -> None:
+    if len(set(results)) != 1:
+        raise RuntimeError(f"different results: {set(results)}")
+
+
+async def aiopushy_round(python: str, n: int, run: Callable[[], int], relayed: bool) -> Figures:
+    """One round of aiopushy, the interpreters started here or via one relay."""
+    interpreter = [python, "-S"]
+    relay = await aiopushy.connect("local:", python=interpreter) if relayed else None
     try:
-        connected = time.perf_counter()
-        pids = [s.info["pid"] for s in sessions]
-        before = sum(rchar(pid) for pid in pids)
-        middle = time.perf_counter()
-        results = await asyncio.gather(*(s.call(run) for s in sessions))
-        done = time.perf_counter()
-        read = sum(rchar(pid) for pid in pids) - before
-        if len(set(results)) != 1:
-            raise RuntimeError(f"different results: {set(results)}")
-        return connected - start, done - middle, read
+        start = time.perf_counter()
+        sessions = await asyncio.gather(
+            *(aiopushy.connect("local:", python=interpreter, via=relay) for _ in range(n))
+        )
+        try:
+            connected = time.perf_counter()
+            pids = [s.info["pid"] for s in sessions]
+            relay_pids = [relay.info["pid"]] if relay else []
+            before, relay_before = _read(pids), _read(relay_pids)
+            middle = time.perf_counter()
+            _check(await asyncio.gather(*(s.call(run) for s in sessions)))
+            done = time.perf_counter()
+            # Read before the interpreters end: a reaped child's count joins its parent's.
+            read, relay_read = _read(pids) - before, _read(relay_pids) - relay_before
+            return Figures(connected - start, done - middle, read, relay_read)
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions))
     finally:
-        await asyncio.gather(*(s.close() for s in sessions))
+        if relay is not None:
+            await relay.close()
 
 
 def mitogen_round(
-    python: str, n: int, run: Callable[[], int], hub: peers.MitogenHub
-) -> tuple[float, float, int]:
-    """``(connect, import, bytes read)`` for Mitogen."""
+    python: str, n: int, run: Callable[[], int], hub: peers.MitogenHub, relayed: bool
+) -> Figures:
+    """One round of Mitogen, the interpreters started here or via one relay."""
     router = hub.get()
-    with concurrent.futures.ThreadPoolExecutor(n) as pool:
-        start = time.perf_counter()
-        contexts = list(pool.map(lambda _: router.local(python_path=[python, "-S"]), range(n)))
-        try:
-            connected = time.perf_counter()
-            pids = list(pool.map(lambda c: c.call(os.getpid), contexts))
-            before = sum(rchar(pid) for pid in pids)
-            middle = time.perf_counter()
-            results = list(pool.map(lambda c: c.call(run), contexts))
-            done = time.perf_counter()
-            read = sum(rchar(pid) for pid in pids) - before
-        finally:
-            for context in contexts:
-                context.shutdown(wait=True)
-    if len(set(results)) != 1:
-        raise RuntimeError(f"different results: {set(results)}")
-    return connected - start, done - middle, read
+    interpreter = [python, "-S"]
+    relay = router.local(python_path=interpreter) if relayed else None
+    try:
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            start = time.perf_counter()
+            contexts = list(
+                pool.map(lambda _: router.local(python_path=interpreter, via=relay), range(n))
+            )
+            try:
+                connected = time.perf_counter()
+                pids = list(pool.map(lambda c: c.call(os.getpid), contexts))
+                relay_pids = [relay.call(os.getpid)] if relay else []
+                before, relay_before = _read(pids), _read(relay_pids)
+                middle = time.perf_counter()
+                _check(list(pool.map(lambda c: c.call(run), contexts)))
+                done = time.perf_counter()
+                read, relay_read = _read(pids) - before, _read(relay_pids) - relay_before
+            finally:
+                for context in contexts:
+                    context.shutdown(wait=True)
+    finally:
+        if relay is not None:
+            relay.shutdown(wait=True)
+    return Figures(connected - start, done - middle, read, relay_read)
+
+
+def _read(pids: Sequence[int]) -> int:
+    return sum(rchar(pid) for pid in pids)
 
 
 A = "aiopushy"
 M = "Mitogen"
 
 
+MODES = {"direct": False, "via a relay": True}
+PHASES = ("connect", "import")
+
+
 def measure(python: str, settings: Settings) -> dict[str, Any]:
-    """Both systems, alternating; results in the ``core`` layout."""
+    """Both systems, alternating, each with its interpreters started here and via one
+    relay; results in the ``core`` layout."""
     import mitogen  # noqa: F401 - fail early, before any work, if it is missing
 
     hub = peers.MitogenHub()
-    samples: dict[str, dict[str, list[float]]] = {
-        phase: {A: [], M: []} for phase in ("connect", "import", "bytes")
+    rounds: dict[tuple[str, str], list[Figures]] = {
+        (mode, system): [] for mode in MODES for system in (A, M)
     }
     try:
         with local_package() as (name, size, run):
             for _ in range(settings.rounds):
-                for system in (A, M):
+                for (mode, system), figures in rounds.items():
+                    relayed = MODES[mode]
                     if system == A:
-                        figures = asyncio.run(aiopushy_round(python, settings.interpreters, run))
+                        n = settings.interpreters
+                        figures.append(asyncio.run(aiopushy_round(python, n, run, relayed)))
                     else:
-                        figures = mitogen_round(python, settings.interpreters, run, hub)
-                    for phase, value in zip(("connect", "import", "bytes"), figures, strict=True):
-                        samples[phase][system].append(float(value))
+                        figures.append(
+                            mitogen_round(python, settings.interpreters, run, hub, relayed)
+                        )
     finally:
         hub.close()
     n = settings.interpreters
-    scenarios = {
-        phase: {
-            "label": f"{phase} ({n} interpreters)",
-            "systems": {
-                f"{system}: {phase}": summarize(values) for system, values in by_system.items()
-            },
-        }
-        for phase, by_system in samples.items()
-        if phase != "bytes"
-    }
-    stats = {s: v for scenario in scenarios.values() for s, v in scenario["systems"].items()}
+    scenarios: dict[str, Any] = {}
+    comparisons = []
+    for mode in MODES:
+        for phase in PHASES:
+            key = phase if mode == "direct" else f"{phase} via a relay"
+            systems = {
+                f"{system}: {key}": summarize(
+                    [f.connect if phase == "connect" else f.imports for f in rounds[mode, system]]
+                )
+                for system in (A, M)
+            }
+            scenarios[key] = {"label": f"{key} ({n} interpreters)", "systems": systems}
+            goal = 1.0 if phase == "import" else None
+            comparisons.append(compare(systems, Comparison(f"{A}: {key}", f"{M}: {key}", goal)))
     return {
         "settings": vars(settings),
         "package": {"name": name, "bytes": size, "modules": PACKAGE_MODULES + 2},
-        "bytes_read": {system: summarize(values) for system, values in samples["bytes"].items()},
+        "bytes_read": {
+            system: summarize([f.read for f in rounds["direct", system]]) for system in (A, M)
+        },
+        "relay_bytes_read": {
+            system: summarize([f.relay_read for f in rounds["via a relay", system]])
+            for system in (A, M)
+        },
         "scenarios": scenarios,
-        "comparisons": [
-            compare(stats, Comparison(f"{A}: import", f"{M}: import", 1.0)),
-            compare(stats, Comparison(f"{A}: connect", f"{M}: connect", None)),
-        ],
+        "comparisons": comparisons,
     }
 
 
@@ -221,6 +271,11 @@ def run_and_report(python: str, quick: bool) -> dict[str, Any]:
     print(table(results))
     for system, stats in results["bytes_read"].items():
         print(f"{system}: the interpreters read {stats['median'] / 1e6:.2f} MB while importing")
+    for system, stats in results["relay_bytes_read"].items():
+        print(
+            f"{system}: via a relay, the relay read {stats['median'] / 1e6:.2f} MB while "
+            "its interpreters imported"
+        )
     print(f"package: {results['package']['bytes'] / 1e6:.2f} MB of source", flush=True)
     return results
 

@@ -133,7 +133,11 @@ def test_quick_forwarding_benchmark_run_compares_with_mitogen(tmp_path):
     completed, results = run_quick(
         tmp_path / "forwarding.json", module="benchmarks.forwarding", timeout=180
     )
-    assert_positive(results, ["connect", "import"])
+    assert_positive(results, ["connect", "import", "connect via a relay", "import via a relay"])
     for system in ("aiopushy", "Mitogen"):
         assert results["bytes_read"][system]["median"] > results["package"]["bytes"] / 20
+    # Via a relay, the package crossed the link to it once, not once per interpreter (5).
+    relay_read = results["relay_bytes_read"]["aiopushy"]["median"]
+    assert 0 < relay_read < results["bytes_read"]["aiopushy"]["median"] / 3
     assert "while importing" in completed.stdout
+    assert "the relay read" in completed.stdout

@@ -25,6 +25,8 @@ from aiopushy._protocol.framing import REMOTE_MAX_FRAME_SIZE
 from aiopushy._remote import relay as remote_relay
 from aiopushy.transport import _relaycache
 
+from .sshservers import Server
+
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs /proc/<pid>/io"),
@@ -74,9 +76,7 @@ async def _fan_in(
     what the child read to its count.
     """
     before = [bytes_read(relay) for relay in relays]
-    targets = await asyncio.gather(
-        *(pushy.connect("local:", via=via, timeout=60) for via in vias)
-    )
+    targets = await asyncio.gather(*(pushy.connect("local:", via=via, timeout=60) for via in vias))
     try:
         results = await asyncio.gather(*(t.call(module.size) for t in targets))
         grown = [bytes_read(relay) - b for relay, b in zip(relays, before, strict=True)]
@@ -133,9 +133,10 @@ async def test_the_policy_of_each_session_still_decides(
     """A relay that keeps a module's code gives it only to the sessions the controller
     answers: a session whose policy does not forward it is refused."""
     name = big.__name__
-    async with pushy.connect(
-        "local:", via=bastion, forward_modules=[name], timeout=30
-    ) as allowed, pushy.connect("local:", via=bastion, timeout=30) as other:
+    async with (
+        pushy.connect("local:", via=bastion, forward_modules=[name], timeout=30) as allowed,
+        pushy.connect("local:", via=bastion, timeout=30) as other,
+    ):
         assert await allowed.eval(f"len(__import__('{name}').DATA)") == 400_000
         with pytest.raises(ModuleNotFoundError, match="does not forward it"):
             await other.eval(f"__import__('{name}')")
@@ -165,3 +166,25 @@ def test_the_relay_writes_kept_bytes_and_refuses_unknown_keys(tmp_path: Path) ->
     writer.close_input()
     assert writer.process.wait(timeout=10) == 0
     assert out.read_bytes() == b"<" + kept + b">" + kept
+
+
+async def test_through_a_real_sshd_each_module_crosses_to_the_bastion_once(
+    openssh: Server, big: ModuleType, anyio_backend: str
+) -> None:
+    """ssh to a bastion, then ssh from there (its own ssh client) to three hosts: the
+    module goes to the bastion once."""
+    kwargs = openssh.connect_kwargs()
+    async with pushy.connect("ssh:127.0.0.1", timeout=60, **kwargs) as bastion:
+        hosts = [
+            await pushy.connect("ssh:127.0.0.1", via=bastion, timeout=60, **kwargs)
+            for _ in range(3)
+        ]
+        try:
+            before = bytes_read(bastion)
+            results = await asyncio.gather(*(host.call(big.size) for host in hosts))
+            grown = bytes_read(bastion) - before
+        finally:
+            await asyncio.gather(*(host.close() for host in hosts))
+    assert results == [400_000] * 3
+    module_bytes = code_size(big)
+    assert module_bytes < grown < module_bytes + 50_000
