@@ -38,10 +38,19 @@ _caches: weakref.WeakKeyDictionary[Session, RelayCache] = weakref.WeakKeyDiction
 
 
 def cache_for(via: Session) -> RelayCache:
-    """The ``RelayCache`` of the interpreter behind ``via`` (one per session)."""
+    """The ``RelayCache`` of the interpreter behind ``via`` (one per session, dropped
+    when the session ends)."""
     cache = _caches.get(via)
     if cache is None:
         cache = _caches[via] = RelayCache(via)
+        ref = weakref.ref(via)
+
+        def drop() -> None:
+            ended = ref()
+            if ended is not None:
+                _caches.pop(ended, None)
+
+        via._on_end(drop)
     return cache
 
 
@@ -49,7 +58,7 @@ class RelayCache:
     """The blobs kept by the interpreter behind one session, and how much they weigh."""
 
     def __init__(self, via: Session, limit: int | None = None) -> None:
-        self._via = via
+        self._via = weakref.ref(via)  # the session holds its caches, not the reverse
         self.limit = KEPT_LIMIT if limit is None else limit
         self._kept: dict[bytes, asyncio.Future[bool]] = {}  # done with True once kept
         self._keys: dict[int, tuple[bytes, bytes]] = {}  # id(blob) -> (blob, key): no rehash
@@ -98,9 +107,11 @@ class RelayCache:
         self.kept_bytes += len(blob)
         ok = False
         try:
-            # The blob goes on as a blob: a relay in front of this one keeps it too.
-            await self._via._request(m.OP_RELAY_KEEP, (key, blob), blobs=(blob,))
-            ok = True
+            via = self._via()
+            if via is not None:
+                # The blob goes on as a blob: a relay in front of this one keeps it too.
+                await via._request(m.OP_RELAY_KEEP, (key, blob), blobs=(blob,))
+                ok = True
         except (PushyError, OSError):
             pass  # sent as it is; a later write tries again
         finally:
