@@ -42,8 +42,8 @@ from typing import Any
 
 import aiopushy
 
-from . import _peers_systems as peers
 from .core import Comparison, compare, family_main, summarize, table
+from .systems.mitogen import MitogenHub
 
 PACKAGE_MODULES = 20
 MODULE_FUNCTIONS = 260  # about 50 KB of source per module
@@ -162,7 +162,7 @@ async def aiopushy_round(python: str, n: int, run: Callable[[], int], relayed: b
 
 
 def mitogen_round(
-    python: str, n: int, run: Callable[[], int], hub: peers.MitogenHub, relayed: bool
+    python: str, n: int, run: Callable[[], int], hub: MitogenHub, relayed: bool
 ) -> Figures:
     """One round of Mitogen, the interpreters started here or via one relay."""
     router = hub.get()
@@ -209,7 +209,7 @@ def measure(python: str, settings: Settings) -> dict[str, Any]:
     relay; results in the ``core`` layout."""
     import mitogen  # noqa: F401 - fail early, before any work, if it is missing
 
-    hub = peers.MitogenHub()
+    hub = MitogenHub()
     rounds: dict[tuple[str, str], list[Figures]] = {
         (mode, system): [] for mode in MODES for system in (A, M)
     }

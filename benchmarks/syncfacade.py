@@ -24,8 +24,8 @@ from typing import Any
 
 from aiopushy import sync as pushy
 
-from . import _peers_systems as peers
 from .core import Comparison, compare, family_main, summarize, table
+from .systems.rpyc import Rpyc
 
 A_METHOD = "aiopushy.sync: remote.count(None)"
 R_METHOD = "RPyC classic: remote.count(None)"
@@ -68,7 +68,7 @@ def requests_of(call: Callable[[], Any], conn: pushy.SyncSession) -> float:
 
 def measure(python: str, settings: Settings) -> dict[str, Any]:
     """Open both systems, measure, and return the results (``core`` layout)."""
-    rpyc = peers.Rpyc(python)
+    rpyc = Rpyc(python)
     try:
         with pushy.connect("local:", python=python) as conn:
             mine, theirs = conn.modules.builtins.list(), rpyc.conn.modules.builtins.list()
@@ -103,11 +103,9 @@ def measure(python: str, settings: Settings) -> dict[str, Any]:
     }
 
 
-def count_rpyc(rpyc: peers.Rpyc, call: Callable[[], Any]) -> float:
+def count_rpyc(rpyc: Rpyc, call: Callable[[], Any]) -> float:
     """Synchronous requests RPyC makes for one ``call()``."""
-    with rpyc.counter.counting() as counter:
-        call()
-    return float(counter.sync)
+    return rpyc.count_requests(call)[0]
 
 
 def run_and_report(python: str, quick: bool) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """A slow link on loopback: a TCP proxy that delays every chunk by a fixed time, each way.
 
-``python _peers_proxy.py UPSTREAM_PORT DELAY_MS`` listens on a free 127.0.0.1 port,
+``python proxy.py UPSTREAM_PORT DELAY_MS`` listens on a free 127.0.0.1 port,
 prints it on a line of its own and forwards every connection to 127.0.0.1:UPSTREAM_PORT.
 Each chunk read from one side is written to the other ``DELAY_MS`` milliseconds after it
 arrived, in order (chunks in flight overlap: the delay is latency, not a rate limit).
@@ -47,6 +47,7 @@ async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay
 
 
 async def serve(upstream_port: int, delay: float) -> None:
+    """Forward every connection to ``upstream_port`` until standard input ends."""
     connections: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -79,6 +80,7 @@ async def serve(upstream_port: int, delay: float) -> None:
 
 
 def main() -> None:
+    """``python proxy.py UPSTREAM_PORT DELAY_MS``."""
     asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2]) / 1000))
 
 

@@ -2,7 +2,7 @@
 
 Mitogen ships the module of a called function to the child through its module forwarder,
 so this module imports nothing but the standard library (and ``benchmarks/__init__.py``
-holds only a docstring).
+and ``benchmarks/systems/__init__.py`` hold only a docstring).
 """
 
 from __future__ import annotations
