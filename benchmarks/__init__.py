@@ -12,4 +12,12 @@ pipes, alternating the systems round by round, and prints a Markdown table:
   and the round trip over ssh against a raw echo over the same kind of channel.
 
 Speed is only ever measured here, never asserted in tests.
+
+The modules: ``core`` (the scenarios above, and what every family shares), ``cli`` (this
+command line), the families ``ssh``, ``peers`` (a package; also ``--peers``), ``fanout``
+(with ``fanout_worker``), ``syncfacade`` and ``forwarding``, each also runnable as
+``python -m benchmarks.NAME``, and ``systems``: the peers (execnet, RPyC, Mitogen), each
+in a module of its own behind one interface, and the raw baselines. The families depend
+on ``core``, never the reverse. This file imports nothing (Mitogen ships it to its
+children along with ``benchmarks.systems.mitogen_remote``).
 """

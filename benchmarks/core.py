@@ -15,6 +15,11 @@ Two phases, each measuring its systems alternately (A B A B ... rounds) in the s
 
 Every child is started as aiopushy starts its remote: ``asyncio.create_subprocess_exec``
 with stdin, stdout and stderr piped and ``start_new_session=True``.
+
+Also here, for every family (``ssh``, ``peers``, ``fanout``, ``syncfacade``,
+``forwarding``): the children, timing helpers, statistics, tables and the running of a
+family's command line. The families build on this module, never the reverse: it imports
+none of them (``cli``, the command line of ``python -m benchmarks``, does).
 """
 
 from __future__ import annotations
@@ -510,7 +515,7 @@ def leftover_children(wait: float = 2.0) -> list[int]:
     return children
 
 
-# -- command line -----------------------------------------------------------------------
+# -- running a family -------------------------------------------------------------------
 
 
 def family_parser(
@@ -568,78 +573,3 @@ def family_main(
     ``python -m benchmarks.NAME [--quick] [--json PATH] [--python PATH]``."""
     args = family_parser(f"python -m benchmarks.{name}", description, quick_help).parse_args(argv)
     return run_family(name, lambda: run_and_report(args.python, args.quick), args.json)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = family_parser(
-        "python -m benchmarks",
-        "Measure aiopushy's round trip and connect time next to raw asyncio.",
-        "few iterations: a smoke run of a few seconds",
-    )
-    parser.add_argument(
-        "--ssh",
-        action="store_true",
-        help="also measure connect and round trip over ssh on loopback (needs sshd); "
-        "with --fanout, also fan out over ssh",
-    )
-    parser.add_argument(
-        "--peers",
-        action="store_true",
-        help="also measure the same scenarios with execnet, RPyC and Mitogen",
-    )
-    parser.add_argument(
-        "--fanout",
-        action="store_true",
-        help="also measure fan-out to many interpreters, next to bare subprocesses and peers",
-    )
-    parser.add_argument(
-        "--sync",
-        action="store_true",
-        help="also measure the blocking API (aiopushy.sync) next to RPyC's classic mode",
-    )
-    parser.add_argument(
-        "--forwarding",
-        action="store_true",
-        help="also measure a forwarded 1 MB package imported by 50 interpreters, next to Mitogen",
-    )
-    parser.add_argument(
-        "--all", action="store_true", help="--ssh --peers --fanout --sync --forwarding"
-    )
-    args = parser.parse_args(argv)
-    if args.all:
-        args.ssh = args.peers = args.fanout = args.sync = args.forwarding = True
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = QUICK if args.quick else FULL
-    print(header(args.python, settings), flush=True)
-
-    def measure() -> dict[str, Any]:
-        results = asyncio.run(run(args.python, settings))
-        print()
-        print(table(results), flush=True)
-        if args.ssh:
-            from .ssh import run_and_report
-
-            results["ssh"] = run_and_report(args.python, args.quick)
-        if args.peers:
-            from .peers import run_and_report as run_peers
-
-            results["peers"] = run_peers(args.python, args.quick)
-        if args.fanout:
-            from .fanout import run_and_report as run_fanout
-
-            results["fanout"] = run_fanout(args.python, args.quick, args.ssh)
-        if args.sync:
-            from .syncfacade import run_and_report as run_sync
-
-            results["sync"] = run_sync(args.python, args.quick)
-        if args.forwarding:
-            from .forwarding import run_and_report as run_forwarding
-
-            results["forwarding"] = run_forwarding(args.python, args.quick)
-        return results
-
-    return run_family("benchmarks", measure, args.json)
