@@ -552,7 +552,9 @@ class Session:
         }
 
     async def remote_statistics(self) -> dict[str, int]:
-        """The remote's counts: objects it exported to us, proxies it holds, its threads."""
+        """The remote's counts: objects it exported to us, proxies it holds, its threads,
+        and how many frames it wrote to us in how many writes (``writes``,
+        ``frames_written``: answers to requests that arrive together leave together)."""
         counts: dict[str, int] = await self._request(m.OP_STATISTICS, ())
         return counts
 

@@ -136,12 +136,13 @@ class Peer:
 
     # -- sending ------------------------------------------------------------------
 
-    def send(self, kind: int, request_id: int, body: bytes = b"") -> None:
-        """Send a frame, preceded by any releases that piled up."""
+    def send(self, kind: int, request_id: int, body: bytes = b"", hold: bool = False) -> None:
+        """Send a frame, preceded by any releases that piled up (``hold``: see
+        ``Channel.send``)."""
         if self._releases:
             releases, self._releases = self._releases, []
             self.channel.send(m.RELEASE, 0, codec.encode_values(tuple(releases)))
-        self.channel.send(kind, request_id, body)
+        self.channel.send(kind, request_id, body, hold)
 
     def send_output(self, stream: int, data: bytes) -> None:
         """Send bytes written to the remote's stdout or stderr."""
@@ -165,11 +166,15 @@ class Peer:
 
     def _work(self, watcher: bool) -> None:
         reading = watcher and self._watch()  # whether this thread holds the read lock
+        if reading:
+            self.channel.flush()  # the reader is busy: the answers it held go out now
         while not self.stopped.is_set():
             if not reading and not self._read_lock.acquire(blocking=False):
+                self.channel.flush()  # another thread reads now: our held answers go out
                 reading = self._stand_by()
                 if not reading:
                     return
+                self.channel.flush()
                 continue
             reading = False
             self._released_at = None
@@ -292,7 +297,9 @@ class Peer:
             kind = m.ERROR
         flush_standard_streams()
         try:
-            self.send(kind, frame.request_id, body)
+            # More requests already read: this thread serves the next one at once, and
+            # the answers leave together (before it waits, or when another takes over).
+            self.send(kind, frame.request_id, body, hold=self.channel.input_pending())
         except OSError:
             self.stop("output closed")
 
@@ -322,12 +329,15 @@ class Peer:
         raise rebuild_exception(value)
 
     def statistics(self) -> dict[str, int]:
-        """Counts for diagnostics: exported objects, proxies held, threads."""
+        """Counts for diagnostics: exported objects, proxies held, threads, and the
+        writes of frames to the controller (system calls) and frames written so far."""
         return {
             "exported": len(self.refs.exports),
             "proxies": len(self.refs.imports),
             "threads": threading.active_count(),
             "pending_callbacks": len(self._waiters),
+            "writes": self.channel.writes,
+            "frames_written": self.channel.frames_written,
         }
 
     def stop(self, reason: str) -> None:
