@@ -24,6 +24,7 @@ import anyio
 
 from . import __version__, _runcmd, server
 from ._auth import DEFAULT_PORT
+from ._eventloop import backend_options
 from .server import pipe as pipe_server
 
 
@@ -151,7 +152,7 @@ def _serve_pipe(args: argparse.Namespace) -> int:
             server.close()
 
     try:
-        anyio.run(main)
+        anyio.run(main, backend_options=backend_options())
     except KeyboardInterrupt:
         pass
     except (ValueError, OSError) as exc:
@@ -198,7 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "serve-pipe":
         return _serve_pipe(args)
-    status: int = anyio.run(_runcmd.run, args)
+    try:
+        options = backend_options()
+    except ValueError as exc:
+        print(f"aiopushy: {exc}", file=sys.stderr)
+        return 2
+    status: int = anyio.run(_runcmd.run, args, backend_options=options)
     return status
 
 

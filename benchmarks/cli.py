@@ -1,11 +1,11 @@
 """The command line of ``python -m benchmarks``: ``core``'s scenarios, then the families
 asked for.
 
-``python -m benchmarks [--ssh] [--peers] [--fanout] [--sync] [--forwarding] [--all]
-[--quick] [--json PATH] [--python PATH]`` prints ``core``'s table, then each family's
+``python -m benchmarks [--ssh] [--peers] [--fanout] [--sync] [--forwarding] [--eventloops]
+[--all] [--quick] [--json PATH] [--python PATH]`` prints ``core``'s table, then each family's
 (imported only when asked for), and writes all the figures to ``--json``: ``core``'s at
 the top level, each family's under its own key (``ssh``, ``peers``, ``fanout``, ``sync``,
-``forwarding``). The families depend on ``core``; only this module knows them all.
+``forwarding``, ``eventloops``). The families depend on ``core``; only this module knows them all.
 """
 
 from __future__ import annotations
@@ -52,11 +52,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also measure a forwarded 1 MB package imported by 50 interpreters, next to Mitogen",
     )
     parser.add_argument(
-        "--all", action="store_true", help="--ssh --peers --fanout --sync --forwarding"
+        "--eventloops",
+        action="store_true",
+        help="also measure aiopushy on uvloop next to asyncio's own loop (needs uvloop)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="--ssh --peers --fanout --sync --forwarding --eventloops",
     )
     args = parser.parse_args(argv)
     if args.all:
         args.ssh = args.peers = args.fanout = args.sync = args.forwarding = True
+        args.eventloops = True
     return args
 
 
@@ -91,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .forwarding import run_and_report as run_forwarding
 
             results["forwarding"] = run_forwarding(args.python, args.quick)
+        if args.eventloops:
+            from .eventloops import run_and_report as run_eventloops
+
+            results["eventloops"] = run_eventloops(args.python, args.quick)
         return results
 
     return run_family("benchmarks", measure, args.json)

@@ -7,8 +7,10 @@ Without ``pypy3`` the PyPy runs are skipped locally, but fail in CI (``CI`` set)
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,10 @@ from .sshservers import Server, openssh_server, require_sshd
 
 
 @pytest.fixture
-def anyio_backend() -> str:
+def anyio_backend() -> Any:
+    """asyncio's own loop, or uvloop with ``AIOPUSHY_TEST_LOOP=uvloop`` (test_uvloop.py)."""
+    if os.environ.get("AIOPUSHY_TEST_LOOP") == "uvloop":
+        return ("asyncio", {"use_uvloop": True})
     return "asyncio"
 
 

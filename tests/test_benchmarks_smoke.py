@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .needs import require, sshd_missing
 from .sshservers import require_sshd
 
@@ -141,3 +143,14 @@ def test_quick_forwarding_benchmark_run_compares_with_mitogen(tmp_path):
     assert 0 < relay_read < results["bytes_read"]["aiopushy"]["median"] / 3
     assert "while importing" in completed.stdout
     assert "the relay read" in completed.stdout
+
+
+def test_quick_eventloops_benchmark_run_compares_uvloop_with_asyncio(tmp_path):
+    pytest.importorskip("uvloop")
+    completed, results = run_quick(
+        tmp_path / "eventloops.json", module="benchmarks.eventloops", timeout=180
+    )
+    assert_positive(results, ["round_trip", "gather", "pushy_gather", "connect"])
+    systems = results["scenarios"]["round_trip"]["systems"]
+    assert set(systems) == {"aiopushy on asyncio: round_trip", "aiopushy on uvloop: round_trip"}
+    assert "aiopushy on uvloop" in completed.stdout

@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 
 from .._auth import DEFAULT_PORT, LinkKeys, channel_binding, load_token
+from .._eventloop import backend_options
 from .._protocol import messages as m
 from .._protocol.framing import REMOTE_MAX_FRAME_SIZE
 from .._remote import output
@@ -319,5 +320,6 @@ def run(host: str = "127.0.0.1", port: int = DEFAULT_PORT, **kwargs: Any) -> Non
         finally:
             await server.close()
 
+    options = backend_options()  # uvloop when installed: before anything starts
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(main)
+        anyio.run(main, backend_options=options)
