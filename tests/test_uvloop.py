@@ -1,5 +1,5 @@
 """aiopushy on uvloop (``pip install aiopushy[speed]``): the command line and the daemon
-run on it when it is installed, and the library works on it.
+run on it with ``AIOPUSHY_LOOP=uvloop``, and the library works on it.
 
 The rest of the suite runs on asyncio's own loop; here a part of it runs again on uvloop
 (``AIOPUSHY_TEST_LOOP=uvloop``, read by ``conftest.anyio_backend``): sessions, pipelined
@@ -49,8 +49,10 @@ def test_a_part_of_the_suite_passes_on_uvloop() -> None:
     assert " passed" in completed.stdout and " failed" not in completed.stdout, tail
 
 
-def test_the_programs_choose_uvloop_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_programs_run_on_uvloop_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(_eventloop.LOOP_VARIABLE, raising=False)
+    assert _eventloop.backend_options() == {"use_uvloop": False}
+    monkeypatch.setenv(_eventloop.LOOP_VARIABLE, "uvloop")
     assert _eventloop.backend_options() == {"use_uvloop": True}
     monkeypatch.setenv(_eventloop.LOOP_VARIABLE, "asyncio")
     assert _eventloop.backend_options() == {"use_uvloop": False}
@@ -60,8 +62,8 @@ def test_the_programs_choose_uvloop_when_installed(monkeypatch: pytest.MonkeyPat
 
 
 def test_the_command_line_runs_on_uvloop() -> None:
-    """``aiopushy run`` evaluates an expression on a local interpreter, on uvloop's loop
-    (or asyncio's, with ``AIOPUSHY_LOOP=asyncio``): the loop its own code runs on."""
+    """``aiopushy run`` evaluates an expression on a local interpreter, on asyncio's loop,
+    or on uvloop's with ``AIOPUSHY_LOOP=uvloop``: the loop its own code runs on."""
     probe = (
         "import asyncio, sys; from aiopushy import cli, _runcmd\n"
         "seen = []\n"
@@ -73,7 +75,7 @@ def test_the_command_line_runs_on_uvloop() -> None:
         "status = cli.main(['run', '-e', '6 * 7', 'local:'])\n"
         "print(seen[0], status)\n"
     )
-    for loop, expected in (("", "uvloop"), ("asyncio", "asyncio")):
+    for loop, expected in (("", "asyncio"), ("uvloop", "uvloop"), ("asyncio", "asyncio")):
         env = {**os.environ, _eventloop.LOOP_VARIABLE: loop}
         completed = subprocess.run(
             [sys.executable, "-c", probe],
