@@ -33,9 +33,10 @@ async def gather(
         if type(expression) is Proxy:
             results[index] = expression  # awaiting a proxy gives the proxy
             continue
+        node: RemoteNode
         if type(expression) is _ByReference:
             node, by_reference = expression.node, True
-        elif type(expression) is LazyRef:
+        elif isinstance(expression, LazyRef):  # LazyRef and LazyCall, nothing else
             node, by_reference = expression, False
         else:
             raise TypeError(

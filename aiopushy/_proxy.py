@@ -13,7 +13,7 @@ Both classes keep Python's identity semantics for ``==`` and ``hash()``, and ref
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._protocol import messages as m
@@ -70,15 +70,19 @@ class RemoteNode:
     def _pushy_derive(self, step: Step) -> LazyRef:
         raise NotImplementedError
 
+    def _pushy_call(self, step: Step) -> LazyCall:
+        raise NotImplementedError
+
     def __getattr__(self, name: str) -> LazyRef:
-        if name.startswith(_PROBED_PREFIXES) or (
-            name.startswith("__") and name.endswith("__") and name not in _REMOTE_DUNDERS
+        if name[:1] == "_" and (
+            name.startswith(_PROBED_PREFIXES)
+            or (name.startswith("__") and name.endswith("__") and name not in _REMOTE_DUNDERS)
         ):
             raise AttributeError(name)
         return self._pushy_derive(name)  # a bare name is an attribute step
 
-    def __call__(self, *args: Any, **kwargs: Any) -> LazyRef:
-        return self._pushy_derive((m.EX_CALL, args, kwargs))
+    def __call__(self, *args: Any, **kwargs: Any) -> LazyCall:
+        return self._pushy_call((m.EX_CALL, args, kwargs))
 
     def __getitem__(self, key: Any) -> LazyRef:
         return self._pushy_derive((m.EX_GETITEM, key))
@@ -264,6 +268,9 @@ class Proxy(RemoteNode):
     def _pushy_derive(self, step: Step) -> LazyRef:
         return LazyRef(self._pushy_session, self, (step,))
 
+    def _pushy_call(self, step: Step) -> LazyCall:
+        return LazyCall(self._pushy_session, self, (step,))
+
     def __await__(self) -> Generator[Any, None, Proxy]:
         return self
         yield  # pragma: no cover - makes this a generator
@@ -276,8 +283,8 @@ class Proxy(RemoteNode):
 class LazyRef(RemoteNode):
     """A remote expression not evaluated yet: await it to evaluate it in one round trip.
 
-    A lazy *call* dropped without being awaited (or used inside another expression)
-    emits a ``RuntimeWarning``, like a coroutine that was never awaited.
+    A lazy *call* (a ``LazyCall``) dropped without being awaited (or used inside another
+    expression) emits a ``RuntimeWarning``, like a coroutine that was never awaited.
     """
 
     __slots__ = ("_pushy_ops", "_pushy_root", "_pushy_session", "_pushy_used")
@@ -292,22 +299,95 @@ class LazyRef(RemoteNode):
         self._pushy_used = True
         return LazyRef(self._pushy_session, self._pushy_root, (*self._pushy_ops, step))
 
+    def _pushy_call(self, step: Step) -> LazyCall:
+        self._pushy_used = True
+        return LazyCall(self._pushy_session, self._pushy_root, (*self._pushy_ops, step))
+
     def __await__(self) -> Generator[Any, None, Any]:
         self._pushy_used = True
         return self._pushy_session._request(m.OP_EVALUATE, (self, False)).__await__()
 
-    def __del__(self) -> None:
-        try:
-            last = self._pushy_ops[-1]
-            if not self._pushy_used and type(last) is tuple and last[0] == m.EX_CALL:
-                warnings.warn(
-                    f"remote call {self!r} was never awaited", RuntimeWarning, stacklevel=1
-                )
-        except (AttributeError, IndexError):
-            pass
-
     def __repr__(self) -> str:
         return f"<aiopushy.LazyRef {describe(self._pushy_root, self._pushy_ops)}>"
+
+
+class LazyCall(LazyRef):
+    """A ``LazyRef`` whose last step is a call: it warns when dropped unused.
+
+    A class of its own so that only calls pay for the check when they are freed.
+    """
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        if not self._pushy_used:
+            warnings.warn(f"remote call {self!r} was never awaited", RuntimeWarning, stacklevel=1)
+
+
+class ModulesRef(LazyRef):
+    """``conn.modules``: a ``LazyRef`` that keeps the references to the modules it gave
+    out (``conn.modules.os`` is built once, not on every use)."""
+
+    __slots__ = ("_pushy_modules",)
+
+    #: Module references kept at the most; past it, new ones are built every time.
+    KEPT = 512
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session, MODULES, ())
+        self._pushy_used = True
+        self._pushy_modules: dict[str, LazyRef] = {}
+
+    def _pushy_derive(self, step: Step) -> LazyRef:
+        if type(step) is not str:
+            return super()._pushy_derive(step)
+        ref = self._pushy_modules.get(step)
+        if ref is None:
+            ref = LazyRef(self._pushy_session, MODULES, (step,))
+            if len(self._pushy_modules) < self.KEPT:
+                self._pushy_modules[step] = ref
+        return ref
+
+
+#: The types of lazy references (``type(x) in LAZY_TYPES`` is the fast test).
+LAZY_TYPES = (LazyRef, LazyCall, ModulesRef)
+
+#: Encoded bodies of ``plain_evaluation`` requests, by their key (at most ``PLAIN_KEPT``).
+_plain_bodies: dict[tuple[Any, ...], bytes] = {}
+PLAIN_KEPT = 4096
+
+
+def plain_evaluation(
+    session: Session, args: tuple[Any, ...], encode: Callable[[Any], bytes]
+) -> bytes | None:
+    """The body of the ``OP_EVALUATE`` request with ``args``, from a cache, when its
+    expression is plain: on ``conn.modules``, made only of attribute names and calls
+    without arguments (``conn.modules.os.getpid()``); ``None`` for any other.
+
+    Such a body holds no reference but the expression, so equal expressions have equal
+    bodies: the first one is encoded with ``encode``, and its bytes are sent again.
+    """
+    node, by_reference = args
+    if type(node) is not LazyCall and type(node) is not LazyRef:
+        return None
+    if node._pushy_root is not MODULES or node._pushy_session is not session:
+        return None
+    key: list[Any] = [by_reference is True]
+    for step in node._pushy_ops:
+        if type(step) is str:
+            key.append(step)
+        elif type(step) is tuple and step[1] == () and step[2] == {} and step[0] == m.EX_CALL:
+            key.append(None)  # a call without arguments
+        else:
+            return None
+    frozen = tuple(key)
+    node._pushy_used = True
+    body = _plain_bodies.get(frozen)
+    if body is None:
+        body = encode((m.OP_EVALUATE, args))
+        if len(_plain_bodies) < PLAIN_KEPT:
+            _plain_bodies[frozen] = body
+    return body
 
 
 def describe(root: Any, ops: tuple[Step, ...]) -> str:
@@ -330,8 +410,8 @@ def describe(root: Any, ops: tuple[Step, ...]) -> str:
 
 
 def mark_used(value: Any) -> None:
-    """Note that a lazy reference was consumed (sent inside another request)."""
-    if type(value) is LazyRef:
+    """Note that a lazy call was consumed (sent inside another request)."""
+    if type(value) is LazyCall:
         value._pushy_used = True
 
 

@@ -38,7 +38,16 @@ from ._protocol.framing import (
     frame_parts,
 )
 from ._protocol.references import References
-from ._proxy import MODULES, LazyRef, Proxy, RemoteNode, mark_used
+from ._proxy import (
+    LAZY_TYPES,
+    MODULES,
+    LazyRef,
+    ModulesRef,
+    Proxy,
+    RemoteNode,
+    mark_used,
+    plain_evaluation,
+)
 from ._pump import Pump
 from ._releases import ReleaseQueue
 from ._served import serve_request
@@ -93,8 +102,7 @@ class Session:
         self.transport = transport
         self.output: OutputHandler = output or write_output
         self.info: dict[str, Any] = {}
-        self.modules = LazyRef(self, MODULES, ())
-        self.modules._pushy_used = True
+        self.modules: LazyRef = ModulesRef(self)
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat_timeout = heartbeat_timeout
         self._releases = ReleaseQueue(
@@ -377,7 +385,11 @@ class Session:
         """
         if self._error is not None:
             raise self._error
-        body = self._encoder.encode((op, args))
+        body = None
+        if op == m.OP_EVALUATE:  # most requests: conn.modules.os.getpid(), from a cache
+            body = plain_evaluation(self, args, self._encoder.encode)
+        if body is None:
+            body = self._encoder.encode((op, args))
         request_id = next(self._request_ids)
         if future is None:
             future = self._loop.create_future()
@@ -438,7 +450,7 @@ class Session:
 
     def _reference(self, obj: Any) -> tuple[Any, ...]:
         kind = type(obj)
-        if kind is LazyRef and obj._pushy_session is self:
+        if kind in LAZY_TYPES and obj._pushy_session is self:
             mark_used(obj)
             root = obj._pushy_root
             return (m.REF_EXPRESSION, None if root is MODULES else root, obj._pushy_ops)

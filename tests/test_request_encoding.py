@@ -1,0 +1,96 @@
+"""The controller's shortcuts when it encodes requests: they must send exactly what the
+full encoder would, only sooner.
+
+A plain expression (names and calls without arguments on ``conn.modules``) is encoded
+once and its bytes sent again for every equal expression; ``conn.modules.os`` is built
+once per session; only lazy calls check, when freed, whether they were awaited.
+"""
+
+from __future__ import annotations
+
+import gc
+import warnings
+
+import pytest
+
+import aiopushy as pushy
+from aiopushy._protocol import codec
+from aiopushy._protocol import messages as m
+from aiopushy._proxy import plain_evaluation
+
+pytestmark = pytest.mark.anyio
+
+
+def _decoded(body: bytes) -> object:
+    return codec.decode(body, lambda pid: ("ref", pid), trusted=True)
+
+
+async def test_plain_expressions_send_what_the_encoder_would(conn: pushy.Session) -> None:
+    encode = conn._encoder.encode
+    expressions = [
+        conn.modules.os.getpid(),
+        conn.modules.os.path.sep,
+        conn.modules.os,
+        conn.modules.platform.python_version(),
+        conn.modules.a.b().c().d,
+    ]
+    for by_reference in (False, True):
+        for expression in expressions:
+            args = (expression, by_reference)
+            body = plain_evaluation(conn, args, encode)
+            assert body is not None
+            assert _decoded(body) == _decoded(encode((m.OP_EVALUATE, args)))
+            again = plain_evaluation(conn, (_rebuilt(conn, expression), by_reference), encode)
+            assert again is body  # an equal expression: the same bytes, not encoded again
+
+
+def _rebuilt(conn: pushy.Session, expression: pushy.LazyRef) -> pushy.LazyRef:
+    node: pushy.LazyRef = conn.modules
+    for step in expression._pushy_ops:
+        node = node.__getattr__(step) if type(step) is str else node()
+    return node
+
+
+async def test_anything_else_takes_the_full_encoder(conn: pushy.Session) -> None:
+    proxy = await pushy.byref(conn.modules.sys.path)
+    others = [
+        conn.modules.os.getenv("HOME"),  # an argument
+        conn.modules.builtins.dict(a=1),  # a keyword
+        conn.modules.sys.modules["os"],  # an item
+        proxy.copy(),  # rooted at a proxy
+        conn.modules.os.getpid() + 1,  # an operator
+    ]
+    for expression in others:
+        assert plain_evaluation(conn, (expression, False), conn._encoder.encode) is None
+        expression._pushy_used = True
+    # and they all still evaluate, through the full encoder
+    assert await conn.modules.os.getenv("NO_SUCH_VARIABLE_HERE") is None
+    assert await conn.modules.builtins.dict(a=1) == {"a": 1}
+
+
+async def test_equal_and_unequal_plain_expressions_give_their_own_values(
+    conn: pushy.Session,
+) -> None:
+    sep, pid = await pushy.gather(conn.modules.os.sep, conn.modules.os.getpid())
+    assert (sep, pid) == ("/", conn.info["pid"])
+    assert await pushy.gather(*(conn.modules.os.getpid() for _ in range(50))) == [pid] * 50
+    version = await conn.modules.platform.python_version()
+    assert isinstance(version, str) and version.count(".") == 2
+
+
+async def test_module_references_are_built_once(conn: pushy.Session) -> None:
+    assert conn.modules.os is conn.modules.os
+    assert conn.modules.os.path is not conn.modules.os.path  # only the modules are kept
+    assert await conn.modules.os.getpid() == conn.info["pid"]
+
+
+async def test_only_calls_warn_when_dropped_unawaited(conn: pushy.Session) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        attribute = conn.modules.os.sep
+        del attribute
+        gc.collect()
+    with pytest.warns(RuntimeWarning, match="never awaited"):
+        call = conn.modules.os.getpid()
+        del call
+        gc.collect()
