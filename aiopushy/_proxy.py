@@ -13,10 +13,11 @@ Both classes keep Python's identity semantics for ``==`` and ``hash()``, and ref
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._protocol import messages as m
+from ._protocol.codec import encode_values
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -357,15 +358,14 @@ _plain_bodies: dict[tuple[Any, ...], bytes] = {}
 PLAIN_KEPT = 4096
 
 
-def plain_evaluation(
-    session: Session, args: tuple[Any, ...], encode: Callable[[Any], bytes]
-) -> bytes | None:
-    """The body of the ``OP_EVALUATE`` request with ``args``, from a cache, when its
-    expression is plain: on ``conn.modules``, made only of attribute names and calls
+def plain_evaluation(session: Session, args: tuple[Any, ...]) -> bytes | None:
+    """The body of a request evaluating ``args`` (``OP_EVALUATE``'s), from a cache, when
+    its expression is plain: on ``conn.modules``, made only of attribute names and calls
     without arguments (``conn.modules.os.getpid()``); ``None`` for any other.
 
-    Such a body holds no reference but the expression, so equal expressions have equal
-    bodies: the first one is encoded with ``encode``, and its bytes are sent again.
+    It goes as ``OP_EVALUATE_PLAIN``: the expression's steps as plain values, no
+    reference at all, so equal expressions have equal bodies. The first one is encoded,
+    and its bytes are sent again; the remote keeps the requests it decoded, by their bytes.
     """
     node, by_reference = args
     if type(node) is not LazyCall and type(node) is not LazyRef:
@@ -373,7 +373,8 @@ def plain_evaluation(
     if node._pushy_root is not MODULES or node._pushy_session is not session:
         return None
     key: list[Any] = [by_reference is True]
-    for step in node._pushy_ops:
+    ops = node._pushy_ops
+    for step in ops:
         if type(step) is str:
             key.append(step)
         elif type(step) is tuple and step[1] == () and step[2] == {} and step[0] == m.EX_CALL:
@@ -384,7 +385,7 @@ def plain_evaluation(
     node._pushy_used = True
     body = _plain_bodies.get(frozen)
     if body is None:
-        body = encode((m.OP_EVALUATE, args))
+        body = encode_values((m.OP_EVALUATE_PLAIN, (ops, by_reference is True)))
         if len(_plain_bodies) < PLAIN_KEPT:
             _plain_bodies[frozen] = body
     return body

@@ -387,7 +387,7 @@ class Session:
             raise self._error
         body = None
         if op == m.OP_EVALUATE:  # most requests: conn.modules.os.getpid(), from a cache
-            body = plain_evaluation(self, args, self._encoder.encode)
+            body = plain_evaluation(self, args)
         if body is None:
             body = self._encoder.encode((op, args))
         request_id = next(self._request_ids)

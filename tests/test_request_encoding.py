@@ -21,12 +21,7 @@ from aiopushy._proxy import plain_evaluation
 pytestmark = pytest.mark.anyio
 
 
-def _decoded(body: bytes) -> object:
-    return codec.decode(body, lambda pid: ("ref", pid), trusted=True)
-
-
-async def test_plain_expressions_send_what_the_encoder_would(conn: pushy.Session) -> None:
-    encode = conn._encoder.encode
+async def test_plain_expressions_go_as_plain_values(conn: pushy.Session) -> None:
     expressions = [
         conn.modules.os.getpid(),
         conn.modules.os.path.sep,
@@ -37,11 +32,27 @@ async def test_plain_expressions_send_what_the_encoder_would(conn: pushy.Session
     for by_reference in (False, True):
         for expression in expressions:
             args = (expression, by_reference)
-            body = plain_evaluation(conn, args, encode)
+            body = plain_evaluation(conn, args)
             assert body is not None
-            assert _decoded(body) == _decoded(encode((m.OP_EVALUATE, args)))
-            again = plain_evaluation(conn, (_rebuilt(conn, expression), by_reference), encode)
+            # no reference in it: it decodes without a resolver, to the same steps
+            op, (ops, flag) = codec.decode_values(body)
+            assert (op, ops, flag) == (m.OP_EVALUATE_PLAIN, expression._pushy_ops, by_reference)
+            again = plain_evaluation(conn, (_rebuilt(conn, expression), by_reference))
             assert again is body  # an equal expression: the same bytes, not encoded again
+
+
+async def test_a_plain_request_gives_what_the_full_one_gives(conn: pushy.Session) -> None:
+    for _ in range(3):  # the remote keeps the decoded request: the same answer each time
+        assert await conn._request(m.OP_EVALUATE_PLAIN, (("os", "getcwd", _CALL), False)) == (
+            await conn.eval("__import__('os').getcwd()")
+        )
+    path = await conn._request(m.OP_EVALUATE_PLAIN, (("sys", "path"), True))
+    assert isinstance(path, pushy.Proxy)  # by reference when asked
+    with pytest.raises(AttributeError):
+        await conn._request(m.OP_EVALUATE_PLAIN, (("os", "no_such_name"), False))
+
+
+_CALL = (m.EX_CALL, (), {})
 
 
 def _rebuilt(conn: pushy.Session, expression: pushy.LazyRef) -> pushy.LazyRef:
@@ -61,7 +72,7 @@ async def test_anything_else_takes_the_full_encoder(conn: pushy.Session) -> None
         conn.modules.os.getpid() + 1,  # an operator
     ]
     for expression in others:
-        assert plain_evaluation(conn, (expression, False), conn._encoder.encode) is None
+        assert plain_evaluation(conn, (expression, False)) is None
         expression._pushy_used = True
     # and they all still evaluate, through the full encoder
     assert await conn.modules.os.getenv("NO_SUCH_VARIABLE_HERE") is None

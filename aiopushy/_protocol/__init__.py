@@ -6,5 +6,5 @@ interpreter, so both ends share one definition of every byte on the wire. It mus
 and run on Python 3.8.
 """
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 """Bumped whenever a message layout changes; both ends must agree on it."""

@@ -67,6 +67,9 @@ OP_FIND_MODULE = 14  # (name, bytecode key) -> (status, ...)  (remote -> control
 OP_READ_DATA = 15  # (package, relative path) -> bytes  (remote -> controller)
 OP_RELAY_KEEP = 16  # (key, data) -> None: keep data for OP_RELAY_WRITE (_remote/relay.py)
 OP_RELAY_WRITE = 17  # (relay, parts) -> None: literal bytes and keys of kept data, alternating
+OP_EVALUATE_PLAIN = 18  # (ops, by_reference) -> value: an expression on the modules made
+#     only of names and calls without arguments; no reference in the body, so equal bodies
+#     are equal requests (the remote keeps the decoded ones)
 
 # Answers to OP_FIND_MODULE, by their first item (the status).
 MODULE_SOURCE = "source"  # (status, is_package, filename, zlib'd UTF-8 source, zlib'd

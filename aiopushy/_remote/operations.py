@@ -117,6 +117,10 @@ class Operations:
     def evaluate(self, value: Any, by_reference: bool) -> Any:
         return ByReference(value) if by_reference else value
 
+    def evaluate_plain(self, ops: tuple[Any, ...], by_reference: bool) -> Any:
+        value = evaluate(None, ops)
+        return ByReference(value) if by_reference else value
+
     def _run(
         self, mode: str, source: Any, globals_: Any, locals_: Any, sync: tuple[bool, bool]
     ) -> tuple[Any, dict[str, Any] | None, dict[str, Any] | None]:
@@ -191,6 +195,7 @@ class Operations:
 
     TABLE: ClassVar[dict[int, Callable[..., Any]]] = {
         m.OP_EVALUATE: evaluate,
+        m.OP_EVALUATE_PLAIN: evaluate_plain,
         m.OP_EVAL: eval,
         m.OP_EXECUTE: execute,
         m.OP_COMPILE: compile,

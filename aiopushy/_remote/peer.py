@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 MAX_SPARE_THREADS = 4
+#: Decoded ``OP_EVALUATE_PLAIN`` requests kept, by their bytes, at the most.
+PLAIN_REQUESTS_KEPT = 4096
 #: Seconds a request may hold the reader before the watcher starts reading beside it.
 HANDOFF = 0.002
 #: Seconds without a request after which the watcher stops polling and sleeps.
@@ -101,6 +103,7 @@ class Peer:
         self._request_ids = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
         self._releases: list[tuple[int, int]] = []
+        self._plain_requests: dict[bytes, Any] = {}
         self._frame_handlers: dict[int, Callable[[Frame], bool]] = {
             m.REQUEST: lambda frame: True,
             m.REQUEST_PUSHY: lambda frame: True,
@@ -132,7 +135,17 @@ class Peer:
         return self._encoders[getattr(output.current, "rule", 0)].encode(value)
 
     def decode(self, body: bytes) -> Any:
-        return codec.decode(body, self.refs.resolve, trusted=True)
+        request = self._plain_requests.get(body)
+        if request is None:
+            request = codec.decode(body, self.refs.resolve, trusted=True)
+            # No reference inside: the same bytes are the same request (kept read only).
+            if (
+                type(request) is tuple
+                and request[:1] == (m.OP_EVALUATE_PLAIN,)
+                and len(self._plain_requests) < PLAIN_REQUESTS_KEPT
+            ):
+                self._plain_requests[body] = request
+        return request
 
     # -- sending ------------------------------------------------------------------
 
