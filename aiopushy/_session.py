@@ -343,15 +343,19 @@ class Session:
     ) -> None:
         """Send a frame. ``blobs``: large parts of ``body`` that other frames carry too
         (a module's code), which a relay may keep and send again for us."""
+        await self._send_frames(frame_parts(kind, request_id, body), blobs)
+
+    async def _send_frames(self, pieces: Sequence[bytes], blobs: Sequence[bytes] = ()) -> None:
+        """Send encoded frames, in order: a frame's ``frame_parts``, or whole frames."""
         if self._releases:
             await self._flush_releases()
         stdin = self.transport.stdin
         try:
             if isinstance(stdin, WriterStream):
-                if stdin.write_nowait(frame_parts(kind, request_id, body)):
+                if stdin.write_nowait(pieces):
                     await stdin.drain()
             else:
-                await self._write(encode_frame(kind, request_id, body), blobs)
+                await self._write(b"".join(pieces), blobs)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             if self._error is None:
                 await self._drain_stderr()
