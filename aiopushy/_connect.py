@@ -49,6 +49,7 @@ def connect(
     heartbeat_timeout: float | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     forward_modules: bool | Iterable[str] = (),
+    site: bool | str = "lazy",
     via: Session | None = None,
     **transport_options: Any,
 ) -> Connecting:
@@ -74,6 +75,10 @@ def connect(
         forward_modules: modules (with their submodules) the remote may import from
             here when it lacks them, besides the packages of functions passed to
             ``Session.call``; ``True`` for any module outside the standard library.
+        site: when the remote runs ``site`` (site-packages, ``.pth`` files): ``"lazy"``
+            (start with ``-S``, run it on the first import that finds nothing, then look
+            again), ``True`` (at start-up, as plain ``python``) or ``False`` (never).
+            See the "Connecting" chapter for what ``"lazy"`` defers.
         via: start the interpreter from this session's remote interpreter instead of
             from here (``local`` and ``ssh`` targets): a bastion relays to hosts only it
             can reach. The new session's traffic travels through ``via``, and it ends
@@ -87,6 +92,8 @@ def connect(
     """
     split_target(target)  # bad targets fail here, not at the first await
     ForwardPolicy(forward_modules)  # and bad module names
+    if not (site is True or site is False or site == "lazy"):
+        raise ValueError(f"site must be 'lazy', True or False, not {site!r}")
     if env is not None and not all(
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
@@ -108,6 +115,7 @@ def connect(
         heartbeat_timeout=heartbeat_timeout,
         max_frame_size=max_frame_size,
         forward_modules=forward_modules,
+        site=site,
         transport_options=transport_options,
     )
 
@@ -136,6 +144,7 @@ async def open_session(
     heartbeat_timeout: float | None,
     max_frame_size: int,
     forward_modules: bool | Iterable[str],
+    site: bool | str,
     transport_options: dict[str, Any],
 ) -> Session:
     """Start the transport and the session; the body of ``connect()``."""
@@ -146,7 +155,11 @@ async def open_session(
             f"the {name} transport cannot be started via another session "
             "(via= works with transports that start a program: local, ssh)"
         )
-    command = _bootstrap.command(_python_argv(python, popen))
+    argv = _python_argv(python, popen)
+    lazy_site = site == "lazy" and "-S" not in argv  # the user's -S: never
+    if site is not True and "-S" not in argv:
+        argv.append("-S")
+    command = _bootstrap.command(argv)
     session: Session | None = None
     try:
         with anyio.fail_after(timeout):
@@ -160,7 +173,7 @@ async def open_session(
                 max_frame_size=max_frame_size,
                 forward_modules=forward_modules,
             )
-            await session._start(env, cwd)
+            await session._start(env, cwd, lazy_site)
     except BaseException as exc:
         if session is not None:
             await session.close()

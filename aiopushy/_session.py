@@ -145,7 +145,9 @@ class Session:
 
     # -- start-up -----------------------------------------------------------------
 
-    async def _start(self, env: Mapping[str, str] | None, cwd: str | None) -> None:
+    async def _start(
+        self, env: Mapping[str, str] | None, cwd: str | None, lazy_site: bool = False
+    ) -> None:
         """Ship the bootstrap, then handshake; the transport has just been opened."""
         self._pump.start()
         self._spawn(self._stderr.read(self.transport.stderr), "stderr")
@@ -153,6 +155,7 @@ class Session:
             "env": dict(env) if env else None,
             "cwd": cwd,
             "heartbeat_timeout": self._heartbeat_timeout,
+            "site": "lazy" if lazy_site else None,
         }
         setup_id = next(self._request_ids)
         future = self._loop.create_future()

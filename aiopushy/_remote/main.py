@@ -20,7 +20,7 @@ from .._protocol import codec
 from .._protocol import messages as m
 from .._protocol.errors import exception_info
 from .._protocol.framing import REMOTE_MAX_FRAME_SIZE, SYNC
-from . import forwarding
+from . import forwarding, lazysite
 from .channel import Channel
 from .output import FrameTextWriter, forward_fd
 from .peer import Peer
@@ -165,6 +165,8 @@ def main(max_frame_size: int = REMOTE_MAX_FRAME_SIZE) -> None:
         sys.stderr = FrameTextWriter(peer.send_output, m.STDERR, 2)
         forward_fd(stdout_pipe, peer.send_output, m.STDOUT)
         forwarding.install(fallback=peer)  # threads of remote code import through it too
+        if settings.get("site") == "lazy":
+            lazysite.install()
 
     channel = Channel(
         lambda n: os.read(fd_in, n), lambda data: os.write(fd_out, data), max_frame_size

@@ -212,6 +212,7 @@ def connect(
     heartbeat_timeout: float | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     forward_modules: bool | Iterable[str] = (),
+    site: bool | str = "lazy",
     via: SyncSession | Session | None = None,
     **transport_options: Any,
 ) -> SyncSession:
@@ -243,6 +244,7 @@ def connect(
         heartbeat_timeout=heartbeat_timeout,
         max_frame_size=max_frame_size,
         forward_modules=forward_modules,
+        site=site,
         via=via_session,
         **transport_options,
     )
