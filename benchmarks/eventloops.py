@@ -8,7 +8,7 @@ session (``python -S``):
 
 * the ``getpid`` round trip (a proxy resolved beforehand; mean over a batch);
 * 1,000 calls in flight through ``asyncio.gather`` and through ``aiopushy.gather``;
-* connect + first call, with the remote's ``site`` (the default ``python``).
+* connect + first call, with connect's defaults (the remote runs ``site`` lazily).
 
 The table gives medians over the rounds and the ratio of uvloop to asyncio. Needs
 uvloop; ``--quick`` is a smoke run.
@@ -41,7 +41,7 @@ MEASURED = (
     ("round_trip", "getpid round trip"),
     ("gather", "1,000 calls in flight: asyncio.gather"),
     ("pushy_gather", "1,000 calls in flight: aiopushy.gather"),
-    ("connect", "connect + first call (site on)"),
+    ("connect", "connect + first call (defaults)"),
 )
 IN_FLIGHT = 1000
 
