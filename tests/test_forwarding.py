@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -368,6 +369,32 @@ async def test_a_failure_serving_a_module_is_an_answer_not_a_hang(
     with anyio.fail_after(10), pytest.raises(RuntimeError, match="the finder broke"):
         await conn.call(package.usage, "/")
     assert await conn.eval("1 + 1") == 2
+
+
+async def test_a_forwarded_import_waits_without_the_global_import_lock(
+    conn: pushy.Session, package: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one remote thread waits for the controller's answer to a forwarded import,
+    another imports freely. importlib holds its global import lock around ``find_spec``;
+    held while waiting, it could stop the thread that reads the answer (PyPy's garbage
+    collector frees module locks under it), and both would wait forever."""
+    answer = aiopushy._forwarding.answer
+
+    def slow(*args: object) -> object:
+        time.sleep(1.0)
+        return answer(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aiopushy._forwarding, "answer", slow)
+    call = asyncio.ensure_future(conn.call(package.usage, "/"))
+    await asyncio.sleep(0.3)  # the remote now waits in the forwarding finder
+    assert not call.done()
+    elapsed = await conn.eval(
+        "(lambda start: (__import__('colorsys'), __import__('time').monotonic() - start)[1])"
+        "(__import__('time').monotonic())"
+    )
+    assert elapsed < 0.4  # not the 0.7 s left of the forwarded import's wait
+    with anyio.fail_after(10):
+        assert (await call)["double"] == 2
 
 
 async def test_a_remote_asking_directly_gets_only_what_the_policy_allows(

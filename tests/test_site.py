@@ -85,7 +85,9 @@ def test_a_bad_value_is_refused() -> None:
         pushy.connect("local:", site=1)  # type: ignore[arg-type]
 
 
-async def test_lazy_on_every_interpreter_runs_site_on_a_miss(remote_python: str, anyio_backend: str) -> None:
+async def test_lazy_on_every_interpreter_runs_site_on_a_miss(
+    remote_python: str, anyio_backend: str
+) -> None:
     async with pushy.connect("local:", python=remote_python, timeout=30) as conn:
         assert await conn.eval(STATE) == (1, False)
         with pytest.raises(ModuleNotFoundError):

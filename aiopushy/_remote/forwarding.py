@@ -22,7 +22,7 @@ from . import output
 TYPE_CHECKING = False  # typing costs milliseconds of remote start-up; mypy sees True
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import Any, Iterator, Sequence
+    from typing import Any, Callable, Iterator, Sequence
 
 _lock = threading.Lock()
 _installed: list[Finder] = []
@@ -83,6 +83,30 @@ class ForwardedLoader:
         return zlib.decompress(self._source).decode("utf-8")
 
 
+def _without_import_lock(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)`` with the global import lock released.
+
+    importlib holds that lock around every ``find_spec``. A thread that waits there for
+    the controller's answer must not hold it: the thread that reads the answer may need
+    it first (an import of its own, or a module lock freed by the garbage collector),
+    and the two would wait for each other forever.
+    """
+    import _imp
+
+    released = 0
+    while _imp.lock_held():
+        try:
+            _imp.release_lock()
+        except RuntimeError:  # held, but by another thread: none of ours is left
+            break
+        released += 1
+    try:
+        return call(*args)
+    finally:
+        for _ in range(released):
+            _imp.acquire_lock()
+
+
 class Finder:
     """The meta path finder of forwarded modules (see the module)."""
 
@@ -105,7 +129,8 @@ class Finder:
         if sent is not None:
             return _spec(peer, fullname, sent)
         try:
-            answer = peer.request(m.OP_FIND_MODULE, (fullname, _BYTECODE_KEY))
+            request = (fullname, _BYTECODE_KEY)
+            answer = _without_import_lock(peer.request, m.OP_FIND_MODULE, request)
         except ConnectionError:
             return None
         status = answer[0]

@@ -39,7 +39,10 @@ class Modules:
 
     def __getitem__(self, name: str) -> Any:
         module = sys.modules.get(name)
-        return module if module is not None else import_module(name)
+        if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+            # Not imported, or another thread is still importing it: import waits for it.
+            return import_module(name)
+        return module
 
     def __repr__(self) -> str:
         return "<aiopushy remote modules>"
