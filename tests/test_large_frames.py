@@ -68,3 +68,26 @@ async def test_an_answer_over_max_frame_size_is_refused_from_its_header(
 async def test_arguments_may_be_larger_than_answers(conn: pushy.Session) -> None:
     blob = b"x" * (framing.DEFAULT_MAX_FRAME_SIZE + 2**20)  # to the remote: its own limit
     assert await conn.modules.builtins.len(blob) == len(blob)
+
+
+async def test_a_large_argument_arrives_intact_with_frames_around_it(
+    conn: pushy.Session,
+) -> None:
+    """Bodies of at least ``DIRECT_BODY`` are read into their own buffers on the remote:
+    the bytes arrive as sent, and the requests around them keep their order."""
+    import asyncio
+    import hashlib
+    import os
+
+    blobs = [os.urandom(framing.DIRECT_BODY * n + 12345) for n in (1, 5)]
+    digest = conn.modules.hashlib.sha256
+    results = await asyncio.gather(
+        conn.modules.os.getpid(),
+        digest(blobs[0]).hexdigest(),
+        conn.modules.builtins.len(b"small"),
+        digest(blobs[1]).hexdigest(),
+        conn.modules.os.getpid(),
+    )
+    pid = conn.info["pid"]
+    expected = [hashlib.sha256(blob).hexdigest() for blob in blobs]
+    assert results == [pid, expected[0], 5, expected[1], pid]

@@ -31,6 +31,75 @@ def test_frames_round_trip_in_any_chunking() -> None:
         assert decoder.buffered == 0
 
 
+def _read_through_buffers(decoder: framing.FrameDecoder, wire: bytes, step: int) -> list[Any]:
+    """Feed ``wire`` as a reader with ``readinto`` would: into ``receive_buffer`` when the
+    decoder offers one, else ``step`` bytes at a time through ``receive_data``."""
+    out: list[Any] = []
+    pos = 0
+    while pos < len(wire):
+        target = decoder.receive_buffer()
+        if target is not None:
+            count = min(len(target), step, len(wire) - pos)
+            target[:count] = wire[pos : pos + count]
+            decoder.received_into(count)
+        else:
+            count = min(step, len(wire) - pos)
+            decoder.receive_data(wire[pos : pos + count])
+        pos += count
+        out.extend(decoder.frames())
+    return out
+
+
+@pytest.mark.parametrize("step", [1000, 65536, 3 * 2**20 + 7])
+def test_large_bodies_are_received_into_their_own_buffers(step: int) -> None:
+    big = bytes(range(256)) * (framing.DIRECT_BODY // 256 + 3)
+    frames = [
+        (m.REQUEST, 1, b"small"),
+        (m.REQUEST, 2, big),
+        (m.REQUEST, 3, b""),
+        (m.REQUEST, 4, big[::-1] * 2),
+        (m.REQUEST, 5, b"after"),
+    ]
+    wire = b"".join(framing.encode_frame(*f) for f in frames)
+    decoder = framing.FrameDecoder(max_frame_size=8 * 2**20)
+    out = _read_through_buffers(decoder, wire, step)
+    assert [(k, i, bytes(b)) for k, i, b in out] == frames
+    if step < len(big):  # it did not come whole in one chunk: filled in place
+        assert type(out[1].body) is bytearray
+    assert decoder.buffered == 0 and decoder.receive_buffer() is None
+
+
+def test_receive_data_finishes_a_body_begun_in_its_buffer() -> None:
+    """A reader may switch to plain chunks mid-body; bytes past the body stay in order."""
+    big = b"z" * (framing.DIRECT_BODY + 10)
+    wire = framing.encode_frame(m.RESULT, 7, big) + framing.encode_frame(m.RESULT, 8, b"next")
+    decoder = framing.FrameDecoder(max_frame_size=4 * 2**20)
+    decoder.receive_data(wire[:100])
+    target = decoder.receive_buffer()
+    assert target is not None
+    target[:1000] = wire[100:1100]
+    decoder.received_into(1000)
+    assert decoder.next_frame() is None
+    decoder.receive_data(wire[1100:])  # the rest of the body, and the next frame
+    assert [(f.request_id, bytes(f.body)) for f in decoder.frames()] == [(7, big), (8, b"next")]
+
+
+def test_no_buffer_is_offered_for_a_frame_over_the_limit() -> None:
+    decoder = framing.FrameDecoder(max_frame_size=framing.DIRECT_BODY)
+    decoder.receive_data(framing.HEADER.pack(framing.DIRECT_BODY + 1, m.RESULT, 1))
+    assert decoder.receive_buffer() is None  # next_frame refuses it, from its header
+    with pytest.raises(framing.FrameError, match="exceeds"):
+        decoder.next_frame()
+
+
+def test_trusted_decoding_of_a_bytearray_body_reads_it_in_place() -> None:
+    value = {"blob": b"\x00" * 300_000, "items": [1, (2.5, "three")], "nested": {"x": None}}
+    body = codec.encode_values(value)
+    assert codec.decode_values(bytearray(body), trusted=True) == value
+    with pytest.raises(codec.DecodeError, match="trailing"):
+        codec.decode_values(bytearray(body + b"."), trusted=True)
+
+
 def test_oversized_frame_is_rejected_from_its_header() -> None:
     decoder = framing.FrameDecoder(max_frame_size=1024)
     decoder.receive_data(framing.HEADER.pack(1025, m.RESULT, 1))

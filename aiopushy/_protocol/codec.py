@@ -210,7 +210,8 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
     """
     if not trusted:
         return _decode_strictly(data, resolve)
-    buffer = io.BytesIO(data)
+    # A large body received into its own bytearray is read in place (BytesIO would copy it).
+    buffer: Any = io.BytesIO(data) if type(data) is bytes else _ViewReader(data)
     unpickler = _Unpickler(buffer)
     unpickler.resolve = resolve
     try:
@@ -224,6 +225,38 @@ def decode(data: bytes, resolve: Resolve, trusted: bool = False) -> Any:
     if buffer.tell() != len(data):
         raise DecodeError("trailing bytes after the encoded value")
     return obj
+
+
+class _ViewReader:
+    """A file over a buffer, for the unpickler: what ``io.BytesIO`` offers, without
+    copying the buffer first (large values are copied once, by ``readinto``)."""
+
+    __slots__ = ("_pos", "_view")
+
+    def __init__(self, data: Any) -> None:
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else min(self._pos + size, len(self._view))
+        chunk = bytes(self._view[self._pos : end])
+        self._pos = end
+        return chunk
+
+    def readinto(self, target: Any) -> int:
+        count = min(len(target), len(self._view) - self._pos)
+        target[:count] = self._view[self._pos : self._pos + count]
+        self._pos += count
+        return count
+
+    def readline(self) -> bytes:
+        end = self._pos
+        while end < len(self._view) and self._view[end] != 0x0A:
+            end += 1
+        return self.read(end + 1 - self._pos)
+
+    def tell(self) -> int:
+        return self._pos
 
 
 _strict: Any = None

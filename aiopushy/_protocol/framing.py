@@ -105,11 +105,21 @@ def frame_parts(kind: int, request_id: int, body: bytes = b"") -> tuple[bytes, .
     return HEADER.pack(len(body), kind, request_id), body
 
 
+#: Bodies at least this large may be received straight into their own buffer (see
+#: ``FrameDecoder.receive_buffer``).
+DIRECT_BODY = 1024 * 1024
+
+
 class FrameDecoder:
     """Incremental frame decoder: feed bytes in, take frames out.
 
     ``receive_data`` buffers bytes; ``next_frame`` returns a frame once one is complete,
     or ``None`` when more bytes are needed. It never blocks and never reads anything.
+
+    A reader that can read into a buffer may ask ``receive_buffer`` where the next bytes
+    go: while a body of at least ``DIRECT_BODY`` bytes is incomplete, it is the rest of
+    that body's own buffer, and the frame then carries that ``bytearray`` (no copy from
+    chunks to a growing buffer, and none from there to the body).
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
@@ -121,9 +131,43 @@ class FrameDecoder:
         # compaction, not one memmove per frame.
         self._buffer: bytes | bytearray = b""
         self._pos = 0
+        self._direct: tuple[int, int, bytearray] | None = None  # kind, id, body
+        self._direct_filled = 0
+
+    def receive_buffer(self) -> memoryview | None:
+        """Where the next bytes may be read into (then call ``received_into``): the
+        unfilled rest of a large body's buffer; ``None`` when ``receive_data`` is the
+        way in."""
+        direct = self._direct
+        if direct is None:
+            buf, pos = self._buffer, self._pos
+            if len(buf) - pos < HEADER_SIZE:
+                return None
+            length, kind, request_id = HEADER.unpack_from(buf, pos)
+            start = pos + HEADER_SIZE
+            if length < DIRECT_BODY or length > self.max_frame_size or len(buf) >= start + length:
+                return None  # small, refused by next_frame, or complete
+            body = bytearray(length)
+            body[: len(buf) - start] = memoryview(buf)[start:]
+            self._direct_filled = len(buf) - start
+            self._direct = direct = (kind, request_id, body)
+            self._buffer, self._pos = b"", 0
+        return memoryview(direct[2])[self._direct_filled :]
+
+    def received_into(self, count: int) -> None:
+        """Count ``count`` bytes read into the last ``receive_buffer``."""
+        self._direct_filled += count
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes read from the peer."""
+        if self._direct is not None:  # a large body is being filled: the rest goes there
+            body = self._direct[2]
+            take = min(len(data), len(body) - self._direct_filled)
+            body[self._direct_filled : self._direct_filled + take] = data[:take]
+            self._direct_filled += take
+            data = data[take:]
+            if not data:
+                return
         buffer = self._buffer
         if self._pos >= len(buffer) and type(data) is bytes:
             self._buffer = data
@@ -140,7 +184,8 @@ class FrameDecoder:
     @property
     def buffered(self) -> int:
         """How many received bytes have not yet been returned as frames."""
-        return len(self._buffer) - self._pos
+        filled = self._direct_filled if self._direct is not None else 0
+        return len(self._buffer) - self._pos + filled
 
     def next_frame(self) -> Frame | None:
         """Return the next complete frame, or ``None`` if more data is needed.
@@ -148,6 +193,12 @@ class FrameDecoder:
         Raises:
             FrameError: the header announces a body over ``max_frame_size``.
         """
+        direct = self._direct
+        if direct is not None:
+            if self._direct_filled < len(direct[2]):
+                return None
+            self._direct = None
+            return _new_frame(Frame, direct)
         buf = self._buffer
         pos = self._pos
         size = len(buf)

@@ -20,7 +20,9 @@ class Channel:
     """Frames in through ``read``, frames out through ``write`` (blocking callables).
 
     ``read(n)`` returns up to ``n`` bytes, ``b""`` at the end; ``write(data)`` returns how
-    many bytes it wrote. Over a pipe they are ``os.read``/``os.write`` on two fds; the
+    many bytes it wrote; ``readinto(view)``, if given, reads into ``view`` and returns
+    how many bytes (0 at the end): large bodies are then read into their own buffers.
+    Over a pipe they are ``os.read``, ``os.write`` and ``os.readv`` on two fds; the
     daemon passes bridges to its event loop. Reading is not locked here: the peer's
     leader/follower scheme guarantees one reader at a time. Writing is locked so that
     frames from many threads never interleave.
@@ -36,8 +38,10 @@ class Channel:
         read: Callable[[int], bytes],
         write: Callable[[bytes | memoryview], int],
         max_frame_size: int,
+        readinto: Callable[[memoryview], int] | None = None,
     ) -> None:
         self._read = read
+        self._readinto = readinto
         self._write = write
         self._decoder = FrameDecoder(max_frame_size)
         self._write_lock = threading.Lock()
@@ -55,11 +59,19 @@ class Channel:
                 return frame
             if self._held:
                 self.flush()  # nothing left to serve: what is held goes out before we wait
-            data = self._read(READ_SIZE)
-            if not data:
-                return None
+            readinto = self._readinto
+            target = self._decoder.receive_buffer() if readinto is not None else None
+            if readinto is not None and target is not None:  # a large body: into its buffer
+                count = readinto(target)
+                if not count:
+                    return None
+                self._decoder.received_into(count)
+            else:
+                data = self._read(READ_SIZE)
+                if not data:
+                    return None
+                self._decoder.receive_data(data)
             self.last_received = time.monotonic()
-            self._decoder.receive_data(data)
 
     def input_pending(self) -> bool:
         """Whether bytes of another frame are already read (more requests to serve)."""

@@ -169,7 +169,10 @@ def main(max_frame_size: int = REMOTE_MAX_FRAME_SIZE) -> None:
             lazysite.install()
 
     channel = Channel(
-        lambda n: os.read(fd_in, n), lambda data: os.write(fd_out, data), max_frame_size
+        lambda n: os.read(fd_in, n),
+        lambda data: os.write(fd_out, data),
+        max_frame_size,
+        (lambda view: os.readv(fd_in, (view,))) if hasattr(os, "readv") else None,
     )
     serve(channel, setup)
     hang_up()

@@ -34,8 +34,10 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 MAX_SPARE_THREADS = 4
-#: Decoded ``OP_EVALUATE_PLAIN`` requests kept, by their bytes, at the most.
+#: Decoded ``OP_EVALUATE_PLAIN`` requests kept, by their bytes, at the most; only bodies
+#: shorter than ``PLAIN_REQUEST_SIZE`` are looked up (hashing a large one costs a pass).
 PLAIN_REQUESTS_KEPT = 4096
+PLAIN_REQUEST_SIZE = 1024
 #: Seconds a request may hold the reader before the watcher starts reading beside it.
 HANDOFF = 0.002
 #: Seconds without a request after which the watcher stops polling and sleeps.
@@ -135,13 +137,14 @@ class Peer:
         return self._encoders[getattr(output.current, "rule", 0)].encode(value)
 
     def decode(self, body: bytes) -> Any:
-        request = self._plain_requests.get(body)
+        request = self._plain_requests.get(body) if len(body) < PLAIN_REQUEST_SIZE else None
         if request is None:
             request = codec.decode(body, self.refs.resolve, trusted=True)
             # No reference inside: the same bytes are the same request (kept read only).
             if (
                 type(request) is tuple
                 and request[:1] == (m.OP_EVALUATE_PLAIN,)
+                and len(body) < PLAIN_REQUEST_SIZE
                 and len(self._plain_requests) < PLAIN_REQUESTS_KEPT
             ):
                 self._plain_requests[body] = request
