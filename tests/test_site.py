@@ -7,6 +7,7 @@ what ``.pth`` files do happens then, not at start-up.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -40,27 +41,31 @@ async def test_lazy_by_default_and_installed_packages_still_import(
 
 
 async def test_pth_files_run_at_the_first_miss(tmp_path: Path, anyio_backend: str) -> None:
-    """A user site with a ``.pth`` file (``PYTHONUSERBASE`` set through ``env``, which
-    the lazy ``site`` reads): its line runs at the first miss, and its package imports."""
-    user_site = _user_site(tmp_path)
-    user_site.mkdir(parents=True)
-    (user_site / "marker.pth").write_text("import os; os.environ['AIOPUSHY_PTH_RAN'] = '1'\n")
-    (user_site / "usersitepkg.py").write_text("VALUE = 42\n")
-    env = {"PYTHONUSERBASE": str(tmp_path)}
-    async with pushy.connect("local:", env=env, timeout=30) as conn:
+    """A fresh venv whose site-packages holds a ``.pth`` file and a module: the line of
+    the ``.pth`` runs at the first miss, not at start-up, and the module imports."""
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    python = str(venv / "bin" / "python")
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    packages = Path(purelib)
+    (packages / "marker.pth").write_text("import os; os.environ['AIOPUSHY_PTH_RAN'] = '1'\n")
+    (packages / "venvpkg.py").write_text("VALUE = 42\n")
+    async with pushy.connect("local:", python=python, timeout=30) as conn:
         assert await conn.modules.os.environ.get("AIOPUSHY_PTH_RAN") is None
-        assert await conn.modules.usersitepkg.VALUE == 42
+        assert await conn.modules.venvpkg.VALUE == 42
         assert await conn.modules.os.environ.get("AIOPUSHY_PTH_RAN") == "1"
-    async with pushy.connect("local:", env=env, site=False, timeout=30) as conn:
+    async with pushy.connect("local:", python=python, site=False, timeout=30) as conn:
         with pytest.raises(ModuleNotFoundError):
-            await conn.modules.usersitepkg.VALUE
+            await conn.modules.venvpkg.VALUE
         assert await conn.modules.os.environ.get("AIOPUSHY_PTH_RAN") is None
-
-
-def _user_site(base: Path) -> Path:
-    """Where ``site`` looks for the user's site-packages under ``PYTHONUSERBASE=base``."""
-    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    return base / "lib" / version / "site-packages"
 
 
 async def test_site_true_runs_it_at_start_up(anyio_backend: str) -> None:
