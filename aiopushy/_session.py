@@ -166,7 +166,7 @@ class Session:
             # The remote trusts what we send: it only needs a limit against garbage.
             payload = _bootstrap.payload(max(self._pump.max_frame_size, REMOTE_MAX_FRAME_SIZE))
         try:
-            await self._write(payload + data, (payload,))
+            await self._write(payload + data, (payload,) if payload else ())
             self.info = await self._hello
             await future
         except (ConnectionLost, anyio.BrokenResourceError) as exc:

@@ -61,10 +61,6 @@ QUICK = Settings(rounds=1, batch=20, samples=2)
 
 async def child(python: str, settings: Settings) -> dict[str, float]:
     """One child's medians, in seconds (on whatever loop it runs)."""
-
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
-
     figures: dict[str, list[float]] = {key: [] for key, _ in MEASURED}
     async with aiopushy.connect("local:", python=[python, "-S"]) as conn:
         getpid = await aiopushy.byref(conn.modules.os.getpid)
@@ -86,7 +82,7 @@ async def child(python: str, settings: Settings) -> dict[str, float]:
         async with aiopushy.connect("local:", python=python) as conn:
             await conn.modules.os.getpid()
         figures["connect"].append(time.perf_counter() - start)
-    return {key: median(values) for key, values in figures.items()}
+    return {key: statistics.median(values) for key, values in figures.items()}
 
 
 def run_child(python: str, loop: str, quick: bool) -> dict[str, float]:

@@ -137,14 +137,15 @@ class Peer:
         return self._encoders[getattr(output.current, "rule", 0)].encode(value)
 
     def decode(self, body: bytes) -> Any:
-        request = self._plain_requests.get(body) if len(body) < PLAIN_REQUEST_SIZE else None
+        small = len(body) < PLAIN_REQUEST_SIZE
+        request = self._plain_requests.get(body) if small else None
         if request is None:
             request = codec.decode(body, self.refs.resolve, trusted=True)
             # No reference inside: the same bytes are the same request (kept read only).
             if (
-                type(request) is tuple
+                small
+                and type(request) is tuple
                 and request[:1] == (m.OP_EVALUATE_PLAIN,)
-                and len(body) < PLAIN_REQUEST_SIZE
                 and len(self._plain_requests) < PLAIN_REQUESTS_KEPT
             ):
                 self._plain_requests[body] = request
@@ -182,15 +183,14 @@ class Peer:
 
     def _work(self, watcher: bool) -> None:
         reading = watcher and self._watch()  # whether this thread holds the read lock
-        if reading:
-            self.channel.flush()  # the reader is busy: the answers it held go out now
         while not self.stopped.is_set():
-            if not reading and not self._read_lock.acquire(blocking=False):
+            if reading:  # taken over from a busy reader: the answers it held go out now
+                self.channel.flush()
+            elif not self._read_lock.acquire(blocking=False):
                 self.channel.flush()  # another thread reads now: our held answers go out
                 reading = self._stand_by()
                 if not reading:
                     return
-                self.channel.flush()
                 continue
             reading = False
             self._released_at = None
