@@ -6,13 +6,9 @@ import asyncio
 from typing import Any
 
 from ._protocol import messages as m
-from ._protocol.framing import encode_frame
+from ._protocol.framing import frame_parts
 from ._proxy import LazyRef, Proxy, RemoteNode, _ByReference, mark_used
 from ._session import Session, request_kind
-
-#: Requests written at once by ``gather``, at the most, and their bytes at the most.
-WRITE_BATCH = 64
-WRITE_BATCH_BYTES = 256 * 1024
 
 
 async def gather(
@@ -85,17 +81,14 @@ async def _request_all(
     """Send the requests in order, then wait for all answers, in order; no task per
     request. See ``aiopushy.gather``.
 
-    The first request goes out at once, then twice as many at a time, up to
-    ``WRITE_BATCH`` (or ``WRITE_BATCH_BYTES``): few writes, and the remote starts on the
-    first requests while the others are encoded.
+    The transport's input coalesces the writes (see ``WriterStream``): the first request
+    goes out at once, the others in growing batches while the remote starts on it.
     """
     ids: list[int] = []
     futures: list[asyncio.Future[Any]] = []
     kind = request_kind()
-    frames: list[bytes] = []
-    batch, size = 1, 0
     try:
-        for index, (op, args) in enumerate(requests):
+        for op, args in requests:
             try:
                 request_id, future, body = session._register(op, args)
             except Exception as exc:  # a closed session, an argument that cannot travel
@@ -104,20 +97,14 @@ async def _request_all(
                 future = session._loop.create_future()
                 future.set_exception(exc)
                 futures.append(future)
-            else:
-                ids.append(request_id)
-                futures.append(future)
-                frames.append(encode_frame(kind, request_id, body))
-                size += len(body)
-            last = index == len(requests) - 1
-            if frames and (len(frames) >= batch or size >= WRITE_BATCH_BYTES or last):
-                written, frames, size = frames, [], 0
-                batch = min(2 * batch, WRITE_BATCH)
-                try:
-                    await session._send_frames((b"".join(written),))
-                except Exception:  # the session failed: so did every pending future
-                    if not return_exceptions or session._error is None:
-                        raise
+                continue
+            ids.append(request_id)
+            futures.append(future)
+            try:
+                await session._send_frames(frame_parts(kind, request_id, body))
+            except Exception:  # the session failed: so did every pending future
+                if not return_exceptions or session._error is None:
+                    raise
         return await asyncio.gather(*futures, return_exceptions=return_exceptions)
     finally:
         pending = session._pending

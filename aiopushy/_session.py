@@ -134,9 +134,11 @@ class Session:
             },
             on_noise=lambda noise: self._write_output("stderr", noise),
             on_error=self._protocol_error,
-            on_end=self._input_ended,
+            on_end=self._lost,
             spawn=self._spawn,
         )
+        if isinstance(transport.stdin, WriterStream):  # held bytes it failed to write
+            transport.stdin.on_error = lambda exc: self._spawn(self._lost(), "lost")
         self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
 
     def __repr__(self) -> str:
@@ -199,9 +201,11 @@ class Session:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _input_ended(self) -> None:
-        await self._drain_stderr()
-        self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
+    async def _lost(self) -> None:
+        """The link broke: end the session with the remote's last words."""
+        if self._error is None:
+            await self._drain_stderr()
+            self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
 
     def _protocol_error(self, error: ProtocolError) -> None:
         self._fail(error)
@@ -360,9 +364,7 @@ class Session:
             else:
                 await self._write(b"".join(pieces), blobs)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            if self._error is None:
-                await self._drain_stderr()
-                self._fail(ConnectionLost(self._lost_message(), stderr=self.stderr_tail))
+            await self._lost()
             assert self._error is not None
             raise self._error from exc
 
@@ -572,8 +574,10 @@ class Session:
 
     async def remote_statistics(self) -> dict[str, int]:
         """The remote's counts: objects it exported to us, proxies it holds, its threads,
-        and how many frames it wrote to us in how many writes (``writes``,
-        ``frames_written``: answers to requests that arrive together leave together)."""
+        the reads that brought our requests (``reads``: requests sent in one event-loop
+        turn arrive together), and how many frames it wrote to us in how many writes
+        (``writes``, ``frames_written``: answers to requests that arrive together leave
+        together)."""
         counts: dict[str, int] = await self._request(m.OP_STATISTICS, ())
         return counts
 

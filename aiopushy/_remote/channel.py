@@ -48,6 +48,7 @@ class Channel:
         self._held: list[bytes] = []
         self._held_size = 0
         self.last_received = time.monotonic()
+        self.reads = 0  # system calls (or bridge calls) that read input
         self.writes = 0  # system calls (or bridge calls) that wrote frames
         self.frames_written = 0
 
@@ -63,11 +64,13 @@ class Channel:
             target = self._decoder.receive_buffer() if readinto is not None else None
             if readinto is not None and target is not None:  # a large body: into its buffer
                 count = readinto(target)
+                self.reads += 1
                 if not count:
                     return None
                 self._decoder.received_into(count)
             else:
                 data = self._read(READ_SIZE)
+                self.reads += 1
                 if not data:
                     return None
                 self._decoder.receive_data(data)

@@ -345,13 +345,15 @@ class Peer:
         raise rebuild_exception(value)
 
     def statistics(self) -> dict[str, int]:
-        """Counts for diagnostics: exported objects, proxies held, threads, and the
-        writes of frames to the controller (system calls) and frames written so far."""
+        """Counts for diagnostics: exported objects, proxies held, threads, the reads of
+        input, the writes of frames to the controller (system calls) and frames written
+        so far."""
         return {
             "exported": len(self.refs.exports),
             "proxies": len(self.refs.imports),
             "threads": threading.active_count(),
             "pending_callbacks": len(self._waiters),
+            "reads": self.channel.reads,
             "writes": self.channel.writes,
             "frames_written": self.channel.frames_written,
         }

@@ -1,0 +1,133 @@
+"""The writes of one event-loop turn are coalesced (``WriterStream``): the first message
+goes out at once, the rest in growing batches, in order, and nothing held is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+import pytest
+
+import aiopushy as pushy
+from aiopushy.transport._streams import WriterStream
+
+pytestmark = pytest.mark.anyio
+
+
+class RecordingWriter:
+    """A ``Writer`` that keeps what it is given (``fail_on``: the write that raises)."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.writes: list[bytes] = []
+        self.eof = False
+        self.fail_on = fail_on
+
+    def write(self, data: bytes) -> None:
+        if self.fail_on is not None and len(self.writes) + 1 >= self.fail_on:
+            raise BrokenPipeError("the pipe broke")
+        self.writes.append(data)
+
+    async def drain(self) -> None:
+        pass
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+
+def _message(number: int) -> bytes:
+    return b"message %04d;" % number
+
+
+async def test_one_turn_goes_out_in_growing_batches() -> None:
+    writer = RecordingWriter()
+    stream = WriterStream(writer)
+    for number in range(100):
+        stream.write_nowait([_message(number)])
+    # The first at once, then 1, 2, 4 ... 32; the other 36 wait for the end of the turn.
+    assert [len(w) // 13 for w in writer.writes] == [1, 1, 2, 4, 8, 16, 32]
+    await asyncio.sleep(0)
+    assert [len(w) // 13 for w in writer.writes] == [1, 1, 2, 4, 8, 16, 32, 36]
+    assert b"".join(writer.writes) == b"".join(_message(n) for n in range(100))
+    stream.write_nowait([b"alone"])  # a new turn: out at once
+    assert writer.writes[-1] == b"alone"
+
+
+async def test_batches_stop_growing_and_large_messages_are_not_copied() -> None:
+    writer = RecordingWriter()
+    stream = WriterStream(writer)
+    for number in range(300):
+        stream.write_nowait([_message(number)])
+    assert max(len(w) // 13 for w in writer.writes) == WriterStream.COALESCE_MESSAGES
+    large = bytes(WriterStream.COALESCE_BYTES)
+    held = len(writer.writes)
+    stream.write_nowait([b"header", large])
+    assert writer.writes[-1] is large  # passed on as it is, after what was held
+    assert writer.writes[-2] == b"header"
+    assert len(writer.writes) == held + 3  # the held messages, joined, came first
+    await asyncio.sleep(0)
+    data = b"".join(w for w in writer.writes if w is not large)
+    assert data == b"".join(_message(n) for n in range(300)) + b"header"
+
+
+async def test_closing_passes_on_what_is_held() -> None:
+    writer = RecordingWriter()
+    stream = WriterStream(writer)
+    stream.write_nowait([b"first"])
+    stream.write_nowait([b"second"])
+    stream.write_nowait([b"third"])
+    await stream.aclose()
+    assert b"".join(writer.writes) == b"firstsecondthird"
+    assert writer.eof
+
+
+async def test_a_failure_on_held_bytes_is_reported_and_raised_again() -> None:
+    writer = RecordingWriter(fail_on=3)
+    stream = WriterStream(writer)
+    errors: list[BaseException] = []
+    stream.on_error = errors.append
+    for number in range(3):  # 0 and 1 are written, 2 is held
+        stream.write_nowait([_message(number)])
+    assert errors == []
+    await asyncio.sleep(0)
+    assert len(errors) == 1
+    with pytest.raises(anyio.BrokenResourceError):
+        stream.write_nowait([b"later"])
+
+
+async def test_calls_from_many_tasks_reach_the_remote_in_few_reads(conn: pushy.Session) -> None:
+    """500 tasks each send a call in one turn; the remote reads them in a few reads."""
+    pid = conn.info["pid"]
+    before = await conn.remote_statistics()
+    with anyio.fail_after(20):
+        pids = await asyncio.gather(*(conn.modules.os.getpid() for _ in range(500)))
+    after = await conn.remote_statistics()
+    assert pids == [pid] * 500
+    # One write at once, then batches of 1, 2 ... 64: 13 writes; a read never splits one.
+    reads = after["reads"] - before["reads"] - 1  # the second statistics request
+    assert reads <= 13, reads
+
+
+async def test_a_failed_held_write_ends_the_session_at_once(conn: pushy.Session) -> None:
+    """Fault injection: the pipe breaks under held requests. The session ends with
+    ``ConnectionLost`` at once, not after the heartbeat's 20 s."""
+    stdin = conn.transport.stdin
+    assert isinstance(stdin, WriterStream)
+    real: Any = stdin._writer
+
+    class Breaking:
+        calls = 0
+
+        def write(self, data: bytes) -> None:
+            Breaking.calls += 1
+            if Breaking.calls > 1:
+                raise BrokenPipeError("the pipe broke")
+            real.write(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    stdin._writer = Breaking()
+    with anyio.fail_after(5), pytest.raises(pushy.ConnectionLost):
+        await asyncio.gather(*(conn.modules.time.sleep(0) for _ in range(3)))
+    assert conn.closed
