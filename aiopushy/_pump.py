@@ -27,6 +27,7 @@ from anyio.abc import ByteReceiveStream
 from ._exceptions import ProtocolError
 from ._protocol import codec
 from ._protocol.framing import Frame, FrameDecoder, FrameError, SyncScanner
+from ._protocol.strict import SCALAR_BYTES, SCALARS
 from .transport._streams import FedStream
 
 logger = logging.getLogger("aiopushy")
@@ -37,6 +38,8 @@ SLICED_FRAME = 256 * 1024
 SLICE_BYTES = 64 * 1024
 #: Bytes read from a pulled stream at once.
 READ_SIZE = 262144
+
+_UNKNOWN = object()
 
 PlainHandler = Callable[[Frame], None]
 ValueHandler = Callable[[Frame, Any], None]
@@ -136,6 +139,7 @@ class Pump:
 
     def _dispatch(self) -> bool:
         """Handle every complete frame, until one must be decoded in slices."""
+        scalars = SCALARS  # a body the strict decoder decoded lately to a scalar
         try:
             while (frame := self.frames.next_frame()) is not None:
                 valued = self._valued.get(frame.kind)
@@ -150,7 +154,11 @@ class Pump:
                     self._spawn(self._decode_in_slices(frame, *valued), "decode")
                     return True
                 else:
-                    valued[1](frame, codec.decode(frame.body, valued[0]))
+                    body = frame.body
+                    value = scalars.get(body, _UNKNOWN) if len(body) <= SCALAR_BYTES else _UNKNOWN
+                    if value is _UNKNOWN:
+                        value = codec.decode(body, valued[0])
+                    valued[1](frame, value)
         except (ProtocolError, FrameError, codec.DecodeError) as exc:
             return self._fail(exc)
         except Exception as exc:  # a bug of ours must end the session, never hang it

@@ -140,6 +140,14 @@ def _out_of_memory() -> StrictDecodeError:
     return StrictDecodeError(f"the value needs more than {MEMORY_FACTOR} bytes per byte")
 
 
+#: Scalars decoded lately, by their encoding (``loads`` fills it): equal bytes decode to
+#: equal values, and scalars cannot change, so one may be handed out again. At most
+#: ``SCALARS_KEPT`` encodings of at most ``SCALAR_BYTES`` bytes; when full, it starts over.
+SCALARS: dict[bytes, Any] = {}
+SCALARS_KEPT = 1024
+SCALAR_BYTES = 48
+
+
 def loads(data: bytes, persistent_load: Callable[[Any], Any]) -> Any:
     """Decode ``data`` at once; ``persistent_load(pid)`` turns each reference into an
     object.
@@ -149,11 +157,16 @@ def loads(data: bytes, persistent_load: Callable[[Any], Any]) -> Any:
     """
     if _one_scalar(data):  # most answers: the C unpickler is safe with one scalar
         try:
-            return _scalar_loads(data)
+            value = _scalar_loads(data)
         except UnicodeDecodeError:
             raise StrictDecodeError("invalid UTF-8 in a string") from None
         except Exception as exc:
             raise StrictDecodeError(f"malformed scalar: {exc!s:.80}") from None
+        if len(data) <= SCALAR_BYTES and type(data) is bytes:
+            if len(SCALARS) >= SCALARS_KEPT:
+                SCALARS.clear()
+            SCALARS[data] = value
+        return value
     decoded: list[Any] = []
     for _ in _decode(data, persistent_load, 0, decoded):  # a for loop: the cheapest drive
         raise AssertionError("unsliced decoding yielded")  # pragma: no cover
