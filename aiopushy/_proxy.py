@@ -288,21 +288,41 @@ class LazyRef(RemoteNode):
     expression) emits a ``RuntimeWarning``, like a coroutine that was never awaited.
     """
 
-    __slots__ = ("_pushy_ops", "_pushy_root", "_pushy_session", "_pushy_used")
+    __slots__ = ("_pushy_ops", "_pushy_plain", "_pushy_root", "_pushy_session", "_pushy_used")
 
-    def __init__(self, session: Session, root: Any, ops: tuple[Step, ...]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        root: Any,
+        ops: tuple[Step, ...],
+        plain: tuple[str | None, ...] | None = None,
+    ) -> None:
         self._pushy_session = session
         self._pushy_root = root
         self._pushy_ops = ops
+        # The expression's key when it is plain (see plain_evaluation): its attribute
+        # names, with None for each call without arguments; None when it is not plain.
+        self._pushy_plain = plain
         self._pushy_used = False
 
     def _pushy_derive(self, step: Step) -> LazyRef:
         self._pushy_used = True
-        return LazyRef(self._pushy_session, self._pushy_root, (*self._pushy_ops, step))
+        plain = self._pushy_plain
+        if plain is not None:
+            plain = (*plain, step) if type(step) is str else None
+        return LazyRef(self._pushy_session, self._pushy_root, (*self._pushy_ops, step), plain)
 
     def _pushy_call(self, step: Step) -> LazyCall:
         self._pushy_used = True
         return LazyCall(self._pushy_session, self._pushy_root, (*self._pushy_ops, step))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> LazyCall:
+        self._pushy_used = True
+        plain = self._pushy_plain
+        if plain is not None:
+            plain = None if args or kwargs else (*plain, None)
+        ops = (*self._pushy_ops, (m.EX_CALL, args, kwargs))
+        return LazyCall(self._pushy_session, self._pushy_root, ops, plain)
 
     def __await__(self) -> Generator[Any, None, Any]:
         self._pushy_used = True
@@ -335,7 +355,7 @@ class ModulesRef(LazyRef):
     KEPT = 512
 
     def __init__(self, session: Session) -> None:
-        super().__init__(session, MODULES, ())
+        super().__init__(session, MODULES, (), ())
         self._pushy_used = True
         self._pushy_modules: dict[str, LazyRef] = {}
 
@@ -344,7 +364,7 @@ class ModulesRef(LazyRef):
             return super()._pushy_derive(step)
         ref = self._pushy_modules.get(step)
         if ref is None:
-            ref = LazyRef(self._pushy_session, MODULES, (step,))
+            ref = LazyRef(self._pushy_session, MODULES, (step,), (step,))
             if len(self._pushy_modules) < self.KEPT:
                 self._pushy_modules[step] = ref
         return ref
@@ -353,8 +373,9 @@ class ModulesRef(LazyRef):
 #: The types of lazy references (``type(x) in LAZY_TYPES`` is the fast test).
 LAZY_TYPES = (LazyRef, LazyCall, ModulesRef)
 
-#: Encoded bodies of ``plain_evaluation`` requests, by their key (at most ``PLAIN_KEPT``).
-_plain_bodies: dict[tuple[Any, ...], bytes] = {}
+#: Encoded bodies of ``plain_evaluation`` requests, by their key: evaluating to a value,
+#: and by reference (at most ``PLAIN_KEPT`` each).
+_plain_bodies: tuple[dict[tuple[str | None, ...], bytes], ...] = ({}, {})
 PLAIN_KEPT = 4096
 
 
@@ -370,24 +391,16 @@ def plain_evaluation(session: Session, args: tuple[Any, ...]) -> bytes | None:
     node, by_reference = args
     if type(node) is not LazyCall and type(node) is not LazyRef:
         return None
-    if node._pushy_root is not MODULES or node._pushy_session is not session:
+    key = node._pushy_plain
+    if key is None or node._pushy_session is not session:
         return None
-    key: list[Any] = [by_reference is True]
-    ops = node._pushy_ops
-    for step in ops:
-        if type(step) is str:
-            key.append(step)
-        elif type(step) is tuple and step[1] == () and step[2] == {} and step[0] == m.EX_CALL:
-            key.append(None)  # a call without arguments
-        else:
-            return None
-    frozen = tuple(key)
     node._pushy_used = True
-    body = _plain_bodies.get(frozen)
+    bodies = _plain_bodies[by_reference is True]
+    body = bodies.get(key)
     if body is None:
-        body = encode_values((m.OP_EVALUATE_PLAIN, (ops, by_reference is True)))
-        if len(_plain_bodies) < PLAIN_KEPT:
-            _plain_bodies[frozen] = body
+        body = encode_values((m.OP_EVALUATE_PLAIN, (node._pushy_ops, by_reference is True)))
+        if len(bodies) < PLAIN_KEPT:
+            bodies[key] = body
     return body
 
 
