@@ -78,40 +78,87 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 async def _request_all(
     session: Session, requests: list[tuple[int, tuple[Any, ...]]], return_exceptions: bool
 ) -> list[Any]:
-    """Send the requests in order, then wait for all answers, in order; no task per
-    request. See ``aiopushy.gather``.
+    """Send the requests in order, then wait for all answers, in order; no task and no
+    future per request. See ``aiopushy.gather``.
 
     The transport's input coalesces the writes (see ``WriterStream``): the first request
     goes out at once, the others in growing batches while the remote starts on it.
     """
+    answers = _Answers(len(requests), session._loop.create_future(), return_exceptions)
     ids: list[int] = []
-    futures: list[asyncio.Future[Any]] = []
     kind = request_kind()
     try:
-        for op, args in requests:
+        for index, (op, args) in enumerate(requests):
+            place = _Place(answers, index)
             try:
-                request_id, future, body = session._register(op, args)
+                request_id, _, body = session._register(op, args, place)
             except Exception as exc:  # a closed session, an argument that cannot travel
                 if not return_exceptions:
                     raise
-                future = session._loop.create_future()
-                future.set_exception(exc)
-                futures.append(future)
+                place.set_exception(exc)
                 continue
             ids.append(request_id)
-            futures.append(future)
+            pieces = frame_parts(kind, request_id, body)
             try:
-                await session._send_frames(frame_parts(kind, request_id, body))
-            except Exception:  # the session failed: so did every pending future
+                if not session._write_at_once(pieces):
+                    await session._send_frames(pieces)
+            except Exception:  # the session failed: so did every pending request
                 if not return_exceptions or session._error is None:
                     raise
-        return await asyncio.gather(*futures, return_exceptions=return_exceptions)
+        return await answers.future
     finally:
         pending = session._pending
         for request_id in ids:
-            pending.pop(request_id, None)
-        for future in futures:
-            if not future.done():
-                future.cancel()  # its answer, if it comes, is dropped
-            elif not future.cancelled():
-                future.exception()  # retrieved: gather reported the first one
+            pending.pop(request_id, None)  # an answer still to come is dropped
+        if answers.future.done() and not answers.future.cancelled():
+            answers.future.exception()  # retrieved: raised above, or not needed
+        answers.future.cancel()
+
+
+class _Answers:
+    """The answers to one ``_request_all``, in order: ``future`` gets them all, or the
+    first failure (unless failures are returned in their places)."""
+
+    __slots__ = ("future", "missing", "return_exceptions", "values")
+
+    def __init__(self, count: int, future: asyncio.Future[list[Any]], return_exceptions: bool):
+        self.values: list[Any] = [None] * count
+        self.missing = count
+        self.future = future
+        self.return_exceptions = return_exceptions
+        if not count:
+            future.set_result(self.values)
+
+
+class _Place:
+    """One request's place among the ``_Answers``: what waits for its answer in the
+    session's ``_pending``, where a future would (``AnswerSink``), at less cost."""
+
+    __slots__ = ("answered", "answers", "index")
+
+    def __init__(self, answers: _Answers, index: int) -> None:
+        self.answers = answers
+        self.index = index
+        self.answered = False
+
+    def done(self) -> bool:
+        """Whether the answer came."""
+        return self.answered
+
+    def set_result(self, value: Any) -> None:
+        """Put the answer in its place."""
+        self.answered = True
+        answers = self.answers
+        answers.values[self.index] = value
+        answers.missing -= 1
+        if not answers.missing and not answers.future.done():
+            answers.future.set_result(answers.values)
+
+    def set_exception(self, exc: BaseException) -> None:
+        """Put the failure in its place, or fail them all with it."""
+        if self.answers.return_exceptions:
+            self.set_result(exc)
+        else:
+            self.answered = True
+            if not self.answers.future.done():
+                self.answers.future.set_exception(exc)

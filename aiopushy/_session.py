@@ -15,7 +15,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -72,6 +72,21 @@ def request_kind() -> int:
 _STREAM_NAMES = {m.STDOUT: "stdout", m.STDERR: "stderr"}
 
 
+class AnswerSink(Protocol):
+    """What waits for a request's answer in ``Session._pending``: an ``asyncio.Future``,
+    or a place among ``gather``'s answers."""
+
+    def done(self) -> bool:  # pragma: no cover - protocol
+        """Whether the answer came (or the wait was given up)."""
+        ...
+
+    def set_result(self, value: Any, /) -> None:  # pragma: no cover - protocol
+        """The answer."""
+
+    def set_exception(self, exc: BaseException, /) -> None:  # pragma: no cover - protocol
+        """The failure."""
+
+
 class Session:
     """A connection to one remote interpreter (what ``connect()`` gives you).
 
@@ -110,7 +125,7 @@ class Session:
         )
         self._refs = References(self._releases.queue, self._make_proxy, self._proxy_oid)
         self._encoder = codec.Encoder(self._reference)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, AnswerSink] = {}
         self._request_ids = itertools.count(1)
         self._requests_sent = 0
         self._stderr = RemoteStderr(self._write_output)
@@ -368,6 +383,20 @@ class Session:
             assert self._error is not None
             raise self._error from exc
 
+    def _write_at_once(self, pieces: Sequence[bytes]) -> bool:
+        """Write a frame without a coroutine where nothing needs awaiting: whether it
+        did. It does not where releases wait to go first, where the input has a backlog
+        (``_send_frames`` then waits for it) or is not a ``WriterStream``, or where the
+        write fails (``_send_frames`` then reports it)."""
+        stdin = self.transport.stdin
+        if self._releases or not isinstance(stdin, WriterStream) or stdin.backlogged():
+            return False
+        try:
+            stdin.write_nowait(pieces)
+        except anyio.BrokenResourceError:
+            return False  # the writer keeps its error: _send_frames raises it again
+        return True
+
     async def _write(self, data: bytes, blobs: Sequence[bytes]) -> None:
         stdin = self.transport.stdin
         if blobs and isinstance(stdin, RelayedInput):
@@ -385,10 +414,10 @@ class Session:
         return answer
 
     def _register(
-        self, op: int, args: tuple[Any, ...], future: asyncio.Future[Any] | None = None
-    ) -> tuple[int, asyncio.Future[Any], bytes]:
-        """Encode a request and register the future of its answer (``future``, or a new
-        one): ``(id, future, body)``.
+        self, op: int, args: tuple[Any, ...], future: AnswerSink | None = None
+    ) -> tuple[int, Any, bytes]:
+        """Encode a request and register what waits for its answer (``future``, or a new
+        ``asyncio.Future``): ``(id, future, body)``.
 
         The caller sends ``body`` and must pop the id from ``_pending`` in the end.
         """
@@ -417,7 +446,9 @@ class Session:
         for its answer. ``blobs``: see ``_send``."""
         request_id, future, body = self._register(op, args)
         try:
-            await self._send(request_kind() if kind is None else kind, request_id, body, blobs)
+            pieces = frame_parts(request_kind() if kind is None else kind, request_id, body)
+            if blobs or not self._write_at_once(pieces):
+                await self._send_frames(pieces, blobs)
             return await future
         finally:
             self._pending.pop(request_id, None)

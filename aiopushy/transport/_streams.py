@@ -82,8 +82,9 @@ class WriterStream(ByteSendStream):
 
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
-        transport = getattr(writer, "transport", None)
-        # asyncio transports tell how much they still hold: nothing held, nothing to drain.
+        # asyncio transports and asyncssh channels tell how much they still hold: nothing
+        # held, nothing to drain.
+        transport = getattr(writer, "transport", None) or getattr(writer, "channel", None)
         self._transport = transport if hasattr(transport, "get_write_buffer_size") else None
         # Messages may be written while the loop does not run (by the sync facade).
         self._loop = asyncio.get_running_loop()
@@ -130,6 +131,11 @@ class WriterStream(ByteSendStream):
                 if self._held_messages >= self._batch or self._held_bytes >= self.COALESCE_BYTES:
                     self._batch = min(2 * self._batch, self.COALESCE_MESSAGES)
                     self._pass_on_held()
+        return self.backlogged()
+
+    def backlogged(self) -> bool:
+        """Whether the writer holds bytes the peer has not taken yet (``drain`` may
+        wait); a writer that cannot tell counts as backlogged."""
         transport = self._transport
         return transport is None or transport.is_closing() or transport.get_write_buffer_size() > 0
 
