@@ -379,7 +379,7 @@ _plain_bodies: tuple[dict[tuple[str | None, ...], bytes], ...] = ({}, {})
 PLAIN_KEPT = 4096
 
 
-def plain_evaluation(session: Session, args: tuple[Any, ...]) -> bytes | None:
+def plain_evaluation(session: object, args: tuple[Any, ...]) -> bytes | None:
     """The body of a request evaluating ``args`` (``OP_EVALUATE``'s), from a cache, when
     its expression is plain: on ``conn.modules``, made only of attribute names and calls
     without arguments (``conn.modules.os.getpid()``); ``None`` for any other.
