@@ -380,13 +380,12 @@ class Link:
         (``_send_frames`` then waits for it) or is not a ``WriterStream``, or where the
         write fails (``_send_frames`` then reports it)."""
         stdin = self.transport.stdin
-        if self._releases or not isinstance(stdin, WriterStream) or stdin.backlogged():
+        if self._releases or not isinstance(stdin, WriterStream):
             return False
         try:
-            stdin.write_nowait(pieces)
+            return stdin.write_if_clear(pieces)
         except anyio.BrokenResourceError:
             return False  # the writer keeps its error: _send_frames raises it again
-        return True
 
     async def _write(self, data: bytes, blobs: Sequence[bytes]) -> None:
         stdin = self.transport.stdin

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import anyio
@@ -99,39 +99,54 @@ class WriterStream(ByteSendStream):
         """Write ``item`` and wait while the peer is not keeping up."""
         await self.send_pieces((item,))
 
-    async def send_pieces(self, pieces: Iterable[bytes]) -> None:
+    async def send_pieces(self, pieces: Sequence[bytes]) -> None:
         """Write the pieces in order (no other send comes between them), then wait while
         the peer is not keeping up; large data is passed on without being joined."""
         if self.write_nowait(pieces):
             await self.drain()
 
-    def write_nowait(self, pieces: Iterable[bytes]) -> bool:
+    def write_nowait(self, pieces: Sequence[bytes]) -> bool:
         """Queue the pieces of one message in order; whether the caller should now
         ``await drain()`` (``False`` when nothing waits in the writer's buffer).
 
         Raises:
             anyio.BrokenResourceError: the writer failed, now or on held bytes before.
         """
+        self._queue(pieces)
+        return self.backlogged()
+
+    def write_if_clear(self, pieces: Sequence[bytes]) -> bool:
+        """Queue the pieces of one message unless the writer has a backlog: whether it
+        did. For a caller that wants no coroutine: where this declines, it uses
+        ``write_nowait`` and ``drain``.
+
+        Raises:
+            anyio.BrokenResourceError: the writer failed, now or on held bytes before.
+        """
+        if self.backlogged():
+            return False
+        self._queue(pieces)
+        return True
+
+    def _queue(self, pieces: Sequence[bytes]) -> None:
         if self._error is not None:
             raise anyio.BrokenResourceError from self._error
         if self._batch == 0:  # the turn's first message: out at once
             self._batch = 1
             self._loop.call_soon(self._end_turn)
             self._pass_on(pieces)
-        else:
-            pieces = list(pieces)
-            size = sum(map(len, pieces))
-            if size >= self.COALESCE_BYTES:  # large: passed on as it is, after the held
-                self._pass_on_held()
-                self._pass_on(pieces)
-            else:
-                self._held += pieces
-                self._held_messages += 1
-                self._held_bytes += size
-                if self._held_messages >= self._batch or self._held_bytes >= self.COALESCE_BYTES:
-                    self._batch = min(2 * self._batch, self.COALESCE_MESSAGES)
-                    self._pass_on_held()
-        return self.backlogged()
+            return
+        size = sum(map(len, pieces))
+        if size >= self.COALESCE_BYTES:  # large: passed on as it is, after the held
+            self._pass_on_held()
+            self._pass_on(pieces)
+            return
+        self._held += pieces
+        self._held_messages += 1
+        self._held_bytes += size
+        if self._held_messages >= self._batch or self._held_bytes >= self.COALESCE_BYTES:
+            self._batch = min(2 * self._batch, self.COALESCE_MESSAGES)
+            self._pass_on_held()
 
     def backlogged(self) -> bool:
         """Whether the writer holds bytes the peer has not taken yet (``drain`` may
