@@ -364,14 +364,41 @@ class ModulesRef(LazyRef):
             return super()._pushy_derive(step)
         ref = self._pushy_modules.get(step)
         if ref is None:
-            ref = LazyRef(self._pushy_session, MODULES, (step,), (step,))
+            ref = ModuleRef(self._pushy_session, step)
             if len(self._pushy_modules) < self.KEPT:
                 self._pushy_modules[step] = ref
         return ref
 
 
+class ModuleRef(LazyRef):
+    """``conn.modules.name``: a ``LazyRef`` that keeps the references to the attributes
+    it gave out (``conn.modules.os.getpid`` is built once, not on every call)."""
+
+    __slots__ = ("_pushy_attributes",)
+
+    #: Attribute references kept at the most; past it, new ones are built every time.
+    KEPT = 64
+
+    def __init__(self, session: Session, name: str) -> None:
+        super().__init__(session, MODULES, (name,), (name,))
+        self._pushy_attributes: dict[str, LazyRef] = {}
+
+    def _pushy_derive(self, step: Step) -> LazyRef:
+        if type(step) is not str:
+            return super()._pushy_derive(step)
+        attributes = self._pushy_attributes
+        ref = attributes.get(step)
+        if ref is None:
+            ref = super()._pushy_derive(step)
+            if len(attributes) < self.KEPT:
+                attributes[step] = ref
+        return ref
+
+
 #: The types of lazy references (``type(x) in LAZY_TYPES`` is the fast test).
-LAZY_TYPES = (LazyRef, LazyCall, ModulesRef)
+LAZY_TYPES = (LazyRef, LazyCall, ModuleRef, ModulesRef)
+#: Those that may be plain (see ``plain_evaluation``).
+_PLAIN_TYPES = (LazyRef, LazyCall, ModuleRef)
 
 #: Encoded bodies of ``plain_evaluation`` requests, by their key: evaluating to a value,
 #: and by reference (at most ``PLAIN_KEPT`` each).
@@ -389,7 +416,7 @@ def plain_evaluation(session: object, args: tuple[Any, ...]) -> bytes | None:
     and its bytes are sent again; the remote keeps the requests it decoded, by their bytes.
     """
     node, by_reference = args
-    if type(node) is not LazyCall and type(node) is not LazyRef:
+    if type(node) not in _PLAIN_TYPES:
         return None
     key = node._pushy_plain
     if key is None or node._pushy_session is not session:

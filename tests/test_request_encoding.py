@@ -90,9 +90,19 @@ async def test_equal_and_unequal_plain_expressions_give_their_own_values(
 
 
 async def test_module_references_are_built_once(conn: pushy.Session) -> None:
+    """Modules and their attributes are kept (up to a bound); deeper steps are built
+    every time."""
     assert conn.modules.os is conn.modules.os
-    assert conn.modules.os.path is not conn.modules.os.path  # only the modules are kept
+    assert conn.modules.os.path is conn.modules.os.path
+    assert conn.modules.os.path.join is not conn.modules.os.path.join
     assert await conn.modules.os.getpid() == conn.info["pid"]
+    kept = type(conn.modules.os).KEPT
+    names = [f"name{number}" for number in range(kept + 5)]
+    refs = [getattr(conn.modules.string, name) for name in names]
+    assert [
+        getattr(conn.modules.string, name) is ref for name, ref in zip(names, refs, strict=True)
+    ] == [number < kept for number in range(kept + 5)]
+    assert await conn.modules.string.digits == "0123456789"
 
 
 async def test_only_calls_warn_when_dropped_unawaited(conn: pushy.Session) -> None:
