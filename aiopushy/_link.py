@@ -73,6 +73,7 @@ def request_kind() -> int:
 
 
 _STREAM_NAMES = {m.STDOUT: "stdout", m.STDERR: "stderr"}
+_ERROR = m.ERROR
 
 
 class AnswerSink(Protocol):
@@ -229,10 +230,11 @@ class Link:
         return f"{self.target}: {self.transport.ended_by}{status}"
 
     def _on_answer(self, frame: Frame, value: Any) -> None:
-        future = self._pending.pop(frame.request_id, None)
+        kind, request_id, _ = frame
+        future = self._pending.pop(request_id, None)
         if future is None or future.done():
             return  # the caller was cancelled; proxies in ``value`` are released
-        if frame.kind == m.ERROR:
+        if kind == _ERROR:
             future.set_exception(rebuild_exception(value, self.target))
         else:
             future.set_result(value)

@@ -139,26 +139,28 @@ class Pump:
 
     def _dispatch(self) -> bool:
         """Handle every complete frame, until one must be decoded in slices."""
+        next_frame, valued_get = self.frames.next_frame, self._valued.get
         scalars = SCALARS  # a body the strict decoder decoded lately to a scalar
         try:
-            while (frame := self.frames.next_frame()) is not None:
-                valued = self._valued.get(frame.kind)
+            while (frame := next_frame()) is not None:
+                kind, _, body = frame
+                valued = valued_get(kind)
                 if valued is None:
-                    handler = self._plain.get(frame.kind)
+                    handler = self._plain.get(kind)
                     if handler is None:
-                        raise ProtocolError(f"unexpected frame kind {frame.kind}")
+                        raise ProtocolError(f"unexpected frame kind {kind}")
                     handler(frame)
-                elif len(frame.body) >= SLICED_FRAME:
+                    continue
+                size = len(body)
+                if size >= SLICED_FRAME:
                     self._slicing = True
                     self._pause()
                     self._spawn(self._decode_in_slices(frame, *valued), "decode")
                     return True
-                else:
-                    body = frame.body
-                    value = scalars.get(body, _UNKNOWN) if len(body) <= SCALAR_BYTES else _UNKNOWN
-                    if value is _UNKNOWN:
-                        value = codec.decode(body, valued[0])
-                    valued[1](frame, value)
+                value = scalars.get(body, _UNKNOWN) if size <= SCALAR_BYTES else _UNKNOWN
+                if value is _UNKNOWN:
+                    value = codec.decode(body, valued[0])
+                valued[1](frame, value)
         except (ProtocolError, FrameError, codec.DecodeError) as exc:
             return self._fail(exc)
         except Exception as exc:  # a bug of ours must end the session, never hang it
