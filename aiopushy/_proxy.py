@@ -345,54 +345,86 @@ class LazyCall(LazyRef):
             warnings.warn(f"remote call {self!r} was never awaited", RuntimeWarning, stacklevel=1)
 
 
-class ModulesRef(LazyRef):
+#: Module references ``conn.modules`` keeps, and attribute references each module
+#: reference keeps, at the most; past these, new ones are built every time.
+MODULES_KEPT = 512
+ATTRIBUTES_KEPT = 64
+
+
+class _WithDict(LazyRef):
+    __slots__ = ("__dict__",)
+
+
+class _KeepingRef(_WithDict):
+    """A ``LazyRef`` that keeps the attribute references it gave out (up to ``kept``), as
+    attributes of its own: the next lookup finds them without ``__getattr__``. (On
+    CPython 3.11 a lookup that reaches ``__getattr__`` first builds an ``AttributeError``,
+    which costs more than the rest of a call's expression.)"""
+
+    __slots__ = ("_pushy_kept",)
+
+    @property
+    def __dict__(self) -> Any:  # type: ignore[override]  # kept private, as with slots
+        raise AttributeError("__dict__")
+
+    # Assignment raises, as on any lazy reference (whose slots take no new names). The
+    # two methods also shadow the remote attributes of their names, which _REMOTE_DUNDERS
+    # promises: _pushy_start keeps those references first, where lookups find them.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_pushy_"):
+            raise AttributeError(
+                f"{self!r} is remote: use await conn.modules.builtins.setattr(obj, name, value)"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(
+            f"{self!r} is remote: use await conn.modules.builtins.delattr(obj, name)"
+        )
+
+    def _pushy_start(self) -> None:
+        self._pushy_kept = 0
+        for name in ("__setattr__", "__delattr__"):
+            self._pushy_derive(name)
+        self._pushy_kept = 0  # these two do not count
+
+    def _pushy_keep(self, name: str, ref: LazyRef, kept: int) -> LazyRef:
+        if self._pushy_kept < kept:
+            self._pushy_kept += 1
+            object.__setattr__(self, name, ref)
+        return ref
+
+
+class ModulesRef(_KeepingRef):
     """``conn.modules``: a ``LazyRef`` that keeps the references to the modules it gave
     out (``conn.modules.os`` is built once, not on every use)."""
 
-    __slots__ = ("_pushy_modules",)
-
-    #: Module references kept at the most; past it, new ones are built every time.
-    KEPT = 512
+    __slots__ = ()
 
     def __init__(self, session: Session) -> None:
         super().__init__(session, MODULES, (), ())
         self._pushy_used = True
-        self._pushy_modules: dict[str, LazyRef] = {}
+        self._pushy_start()
 
     def _pushy_derive(self, step: Step) -> LazyRef:
         if type(step) is not str:
             return super()._pushy_derive(step)
-        ref = self._pushy_modules.get(step)
-        if ref is None:
-            ref = ModuleRef(self._pushy_session, step)
-            if len(self._pushy_modules) < self.KEPT:
-                self._pushy_modules[step] = ref
-        return ref
+        return self._pushy_keep(step, ModuleRef(self._pushy_session, step), MODULES_KEPT)
 
 
-class ModuleRef(LazyRef):
+class ModuleRef(_KeepingRef):
     """``conn.modules.name``: a ``LazyRef`` that keeps the references to the attributes
     it gave out (``conn.modules.os.getpid`` is built once, not on every call)."""
 
-    __slots__ = ("_pushy_attributes",)
-
-    #: Attribute references kept at the most; past it, new ones are built every time.
-    KEPT = 64
+    __slots__ = ()
 
     def __init__(self, session: Session, name: str) -> None:
         super().__init__(session, MODULES, (name,), (name,))
-        self._pushy_attributes: dict[str, LazyRef] = {}
+        self._pushy_start()
 
     def _pushy_derive(self, step: Step) -> LazyRef:
-        if type(step) is not str:
-            return super()._pushy_derive(step)
-        attributes = self._pushy_attributes
-        ref = attributes.get(step)
-        if ref is None:
-            ref = super()._pushy_derive(step)
-            if len(attributes) < self.KEPT:
-                attributes[step] = ref
-        return ref
+        ref = super()._pushy_derive(step)
+        return self._pushy_keep(step, ref, ATTRIBUTES_KEPT) if type(step) is str else ref
 
 
 #: The types of lazy references (``type(x) in LAZY_TYPES`` is the fast test).

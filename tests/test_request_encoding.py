@@ -16,7 +16,7 @@ import pytest
 import aiopushy as pushy
 from aiopushy._protocol import codec
 from aiopushy._protocol import messages as m
-from aiopushy._proxy import plain_evaluation
+from aiopushy._proxy import ATTRIBUTES_KEPT, plain_evaluation
 
 pytestmark = pytest.mark.anyio
 
@@ -96,13 +96,30 @@ async def test_module_references_are_built_once(conn: pushy.Session) -> None:
     assert conn.modules.os.path is conn.modules.os.path
     assert conn.modules.os.path.join is not conn.modules.os.path.join
     assert await conn.modules.os.getpid() == conn.info["pid"]
-    kept = type(conn.modules.os).KEPT
+    kept = ATTRIBUTES_KEPT
     names = [f"name{number}" for number in range(kept + 5)]
     refs = [getattr(conn.modules.string, name) for name in names]
     assert [
         getattr(conn.modules.string, name) is ref for name, ref in zip(names, refs, strict=True)
     ] == [number < kept for number in range(kept + 5)]
     assert await conn.modules.string.digits == "0123456789"
+
+
+async def test_kept_references_take_no_assignment(conn: pushy.Session) -> None:
+    """The references kept as attributes leave assignment refused, as on any lazy
+    reference, and ``__setattr__``/``__delattr__`` still read the remote attributes."""
+    module = conn.modules.os
+    with pytest.raises(AttributeError, match=r"builtins\.setattr"):
+        module.sep = "x"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match=r"builtins\.delattr"):
+        del module.sep
+    with pytest.raises(AttributeError, match=r"builtins\.setattr"):
+        conn.modules.os2 = module  # type: ignore[misc]
+    assert not hasattr(module, "__dict__")
+    await module.__setattr__("aiopushy_kept_test", 5)
+    assert await module.aiopushy_kept_test == 5
+    await module.__delattr__("aiopushy_kept_test")
+    assert await module.sep == "/"
 
 
 async def test_only_calls_warn_when_dropped_unawaited(conn: pushy.Session) -> None:
