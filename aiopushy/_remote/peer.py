@@ -44,6 +44,9 @@ HANDOFF = 0.002
 IDLE = 0.1
 
 
+_REQUEST, _REQUEST_PUSHY, _RESULT = m.REQUEST, m.REQUEST_PUSHY, m.RESULT
+
+
 class PeerProxy:
     """A controller object as the remote sees it: callable, nothing more.
 
@@ -276,6 +279,8 @@ class Peer:
             if frame is None:
                 self.stop("input closed")
                 return None
+            if frame[0] == _REQUEST:  # the usual case: the handler says as much
+                return frame
             handler = self._frame_handlers.get(frame.kind)
             if handler is None:
                 self.stop(f"unexpected frame kind {frame.kind}")
@@ -301,13 +306,14 @@ class Peer:
         return False
 
     def _serve(self, frame: Frame) -> None:
+        kind, request_id, body = frame
         current = output.current
         current.peer = self
-        current.rule = 1 if frame.kind == m.REQUEST_PUSHY else 0  # before decoding it
+        current.rule = rule = 1 if kind == _REQUEST_PUSHY else 0  # before decoding it
         try:
-            op, args = self.decode(frame.body)
-            body = self.encode(self.operations.handle(op, args))
-            kind = m.RESULT
+            op, args = self.decode(body)
+            body = self._encoders[rule].encode(self.operations.handle(op, args))
+            kind = _RESULT
         except BaseException as exc:
             body = self.encode(exception_info(exc))
             kind = m.ERROR
@@ -315,7 +321,7 @@ class Peer:
         try:
             # More requests already read: this thread serves the next one at once, and
             # the answers leave together (before it waits, or when another takes over).
-            self.send(kind, frame.request_id, body, hold=self.channel.input_pending())
+            self.send(kind, request_id, body, hold=self.channel.input_pending())
         except OSError:
             self.stop("output closed")
 
