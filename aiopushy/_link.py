@@ -130,6 +130,7 @@ class Link:
         self._entered_managers: dict[int, list[Any]] = {}
         self._end_callbacks: list[Callable[[], None]] = []
         resolve, values_only = self._refs.resolve, codec.refuse_references
+        stdin = transport.stdin
         self._pump = Pump(
             transport.stdout,
             max_frame_size,
@@ -149,9 +150,11 @@ class Link:
             on_error=self._protocol_error,
             on_end=self._lost,
             spawn=self._spawn,
+            # An answer came: the requests written next start a burst of their own.
+            on_input=stdin.new_burst if isinstance(stdin, WriterStream) else None,
         )
-        if isinstance(transport.stdin, WriterStream):  # held bytes it failed to write
-            transport.stdin.on_error = lambda exc: self._spawn(self._lost(), "lost")
+        if isinstance(stdin, WriterStream):  # held bytes it failed to write
+            stdin.on_error = lambda exc: self._spawn(self._lost(), "lost")
         self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
 
     def __repr__(self) -> str:

@@ -61,6 +61,7 @@ class Pump:
         on_error: ends the session with the given ``ProtocolError``.
         on_end: called (and run as a task) once the stream has ended.
         spawn: runs a coroutine as one of the session's tasks.
+        on_input: called whenever input arrives, before its frames are handled.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class Pump:
         on_error: Callable[[ProtocolError], None],
         on_end: Callable[[], Coroutine[Any, Any, None]],
         spawn: Callable[[Coroutine[Any, Any, Any], str], None],
+        on_input: Callable[[], None] | None = None,
     ) -> None:
         self._stream = stream
         self.frames = FrameDecoder(max_frame_size)
@@ -86,6 +88,7 @@ class Pump:
         self._on_error = on_error
         self._on_end = on_end
         self._spawn = spawn
+        self._on_input = on_input
         self._loop = asyncio.get_running_loop()
         self.last_received = self._loop.time()
         self._failed = False
@@ -127,6 +130,8 @@ class Pump:
         if self._failed:
             return False
         self.last_received = self._loop.time()
+        if self._on_input is not None:
+            self._on_input()
         if not self._sync.synced:
             try:
                 noise, data = self._sync.feed(data)

@@ -53,6 +53,25 @@ async def test_one_turn_goes_out_in_growing_batches() -> None:
     assert writer.writes[-1] == b"alone"
 
 
+async def test_input_starts_a_new_burst() -> None:
+    """A request written after an answer came goes out at once; one written again
+    before any input waits for the end of the turn."""
+    writer = RecordingWriter()
+    stream = WriterStream(writer)
+    stream.write_nowait([b"one"])
+    stream.new_burst()  # what the session does when input arrives
+    stream.write_nowait([b"two"])
+    assert writer.writes == [b"one", b"two"]
+    stream.write_nowait([b"three"])
+    stream.new_burst()  # held bytes keep their burst until the end of the turn
+    stream.write_nowait([b"four"])
+    assert writer.writes == [b"one", b"two", b"three"]  # the first held pass on at once
+    await asyncio.sleep(0)
+    assert writer.writes == [b"one", b"two", b"three", b"four"]
+    stream.write_nowait([b"five"])
+    assert writer.writes[-1] == b"five"
+
+
 async def test_batches_stop_growing_and_large_messages_are_not_copied() -> None:
     writer = RecordingWriter()
     stream = WriterStream(writer)

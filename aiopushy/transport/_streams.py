@@ -58,18 +58,20 @@ class ReaderStream(ByteReceiveStream):
 
 
 class WriterStream(ByteSendStream):
-    """A ``Writer`` as an anyio byte stream, which coalesces the writes of one event-loop
-    turn.
+    """A ``Writer`` as an anyio byte stream, which coalesces messages written in a burst.
 
     ``send`` queues all bytes before its first suspension point, so messages written by
     concurrent tasks never interleave; ``write_nowait`` queues them without a coroutine.
 
-    The first message of a loop turn goes to the writer at once. Messages after it in the
-    same turn are held, and passed on together each time the held ones number 1, 2, 4 ...
-    ``COALESCE_MESSAGES`` (or reach ``COALESCE_BYTES``); whatever is held at the end of
-    the turn follows then. A thousand tasks that each send a request in one turn thus make
-    a dozen writes instead of a thousand, and a lone message never waits. Held bytes stay
-    in order with everything written after them.
+    The message that starts a burst goes to the writer at once. Messages after it are
+    held, and passed on together each time the held ones number 1, 2, 4 ...
+    ``COALESCE_MESSAGES`` (or reach ``COALESCE_BYTES``); what is still held is passed on
+    at the end of the event-loop turn in which it was held, and that ends the burst.
+    ``new_burst`` ends one too: the session calls it when input arrives, so a task that
+    waited for an answer writes its next request at once, with nothing scheduled for a
+    lone message. A thousand tasks that each send a request in one turn thus make a dozen
+    writes instead of a thousand. Held bytes stay in order with everything written after
+    them.
 
     Attributes:
         on_error: called with the error when the writer fails on bytes held from an
@@ -91,7 +93,8 @@ class WriterStream(ByteSendStream):
         self._held: list[bytes] = []
         self._held_messages = 0
         self._held_bytes = 0
-        self._batch = 0  # held messages to pass on at once; 0 before a turn's first message
+        self._batch = 0  # held messages to pass on at once; 0: no burst
+        self._turn_end_due = False  # _end_turn is scheduled
         self._error: BaseException | None = None
         self.on_error: Callable[[BaseException], None] | None = None
 
@@ -131,11 +134,13 @@ class WriterStream(ByteSendStream):
     def _queue(self, pieces: Sequence[bytes]) -> None:
         if self._error is not None:
             raise anyio.BrokenResourceError from self._error
-        if self._batch == 0:  # the turn's first message: out at once
+        if self._batch == 0:  # the first message of a burst: out at once
             self._batch = 1
-            self._loop.call_soon(self._end_turn)
             self._pass_on(pieces)
             return
+        if not self._turn_end_due:
+            self._turn_end_due = True
+            self._loop.call_soon(self._end_turn)
         size = sum(map(len, pieces))
         if size >= self.COALESCE_BYTES:  # large: passed on as it is, after the held
             self._pass_on_held()
@@ -154,8 +159,15 @@ class WriterStream(ByteSendStream):
         transport = self._transport
         return transport is None or transport.is_closing() or transport.get_write_buffer_size() > 0
 
+    def new_burst(self) -> None:
+        """End the burst, unless messages are held (they end it at the end of the turn):
+        the next message goes out at once."""
+        if not self._turn_end_due:
+            self._batch = 0
+
     def _end_turn(self) -> None:
         self._batch = 0
+        self._turn_end_due = False
         try:
             self._pass_on_held()
         except anyio.BrokenResourceError as exc:
