@@ -121,7 +121,9 @@ class _Answers:
 
     __slots__ = ("future", "missing", "return_exceptions", "values")
 
-    def __init__(self, count: int, future: asyncio.Future[list[Any]], return_exceptions: bool):
+    def __init__(
+        self, count: int, future: asyncio.Future[list[Any]], return_exceptions: bool
+    ) -> None:
         self.values: list[Any] = [None] * count
         self.missing = count
         self.future = future

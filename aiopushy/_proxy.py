@@ -356,8 +356,9 @@ class _WithDict(LazyRef):
 
 
 class _KeepingRef(_WithDict):
-    """A ``LazyRef`` that keeps the attribute references it gave out (up to ``kept``), as
-    attributes of its own: the next lookup finds them without ``__getattr__``. (On
+    """A ``LazyRef`` that keeps the attribute references it gave out (up to
+    ``MODULES_KEPT`` or ``ATTRIBUTES_KEPT``), as attributes of its own: the next lookup
+    finds them without ``__getattr__``. (On
     CPython 3.11 a lookup that reaches ``__getattr__`` first builds an ``AttributeError``,
     which costs more than the rest of a call's expression.)"""
 
