@@ -122,9 +122,10 @@ async def test_calls_from_many_tasks_reach_the_remote_in_few_reads(conn: pushy.S
         pids = await asyncio.gather(*(conn.modules.os.getpid() for _ in range(500)))
     after = await conn.remote_statistics()
     assert pids == [pid] * 500
-    # One write at once, then batches of 1, 2 ... 64: 13 writes; a read never splits one.
+    # One write at once, batches of 1, 2 ... 32, six of 64 (3.3 kB: under PIPE_BUF, so
+    # no read splits one), the other 52 at the end of the turn: 14 writes.
     reads = after["reads"] - before["reads"] - 1  # the second statistics request
-    assert reads <= 13, reads
+    assert reads <= 14, reads
 
 
 async def test_a_failed_held_write_ends_the_session_at_once(conn: pushy.Session) -> None:
