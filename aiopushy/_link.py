@@ -370,8 +370,7 @@ class Link:
         stdin = self.transport.stdin
         try:
             if isinstance(stdin, WriterStream):
-                if stdin.write_nowait(pieces):
-                    await stdin.drain()
+                await stdin.send_pieces(pieces)
             else:
                 await self._write(b"".join(pieces), blobs)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:

@@ -4,6 +4,10 @@ goes out at once, the rest in growing batches, in order, and nothing held is los
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
+from asyncio.streams import FlowControlMixin
 from typing import Any
 
 import anyio
@@ -151,3 +155,92 @@ async def test_a_failed_held_write_ends_the_session_at_once(conn: pushy.Session)
     with anyio.fail_after(5), pytest.raises(pushy.ConnectionLost):
         await asyncio.gather(*(conn.modules.time.sleep(0) for _ in range(3)))
     assert conn.closed
+
+
+class _PipeReader:
+    """The read end of a real pipe, drained by a thread (slowly, if asked)."""
+
+    def __init__(self, fd: int, pause: float = 0.0) -> None:
+        self.data = bytearray()
+        self._fd, self._pause = fd, pause
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while chunk := os.read(self._fd, 256 * 1024):
+            self.data += chunk
+            time.sleep(self._pause)
+        os.close(self._fd)
+
+    async def join(self) -> bytes:
+        """Everything read, once the write end is closed (the loop closes it)."""
+        await asyncio.to_thread(self._thread.join, 10)
+        assert not self._thread.is_alive()
+        return bytes(self.data)
+
+
+async def _pipe_stream(pause: float = 0.0) -> tuple[WriterStream, _PipeReader]:
+    read_fd, write_fd = os.pipe()
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(
+        FlowControlMixin, os.fdopen(write_fd, "wb", buffering=0)
+    )
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    return WriterStream(writer), _PipeReader(read_fd, pause)
+
+
+async def test_a_large_message_is_streamed_and_others_follow_it() -> None:
+    """Over a real pipe: the transport never holds more than a slice of the large
+    message, and messages written meanwhile arrive after it, in order."""
+    stream, reader = await _pipe_stream(pause=0.001)
+    large = os.urandom(8 * WriterStream.STREAMED_BYTES + 5)
+    most_buffered = 0
+
+    async def watch() -> None:
+        nonlocal most_buffered
+        while True:
+            most_buffered = max(most_buffered, stream._transport.get_write_buffer_size())
+            await asyncio.sleep(0)
+
+    watcher = asyncio.ensure_future(watch())
+    sending = asyncio.ensure_future(stream.send_pieces([b"<", large]))
+    await asyncio.sleep(0.005)
+    assert not sending.done()
+    for number in range(3):
+        stream.write_nowait([_message(number)])  # held until the large one is through
+    with anyio.fail_after(10):
+        await sending
+    watcher.cancel()
+    await stream.aclose()
+    assert await reader.join() == b"<" + large + b"".join(_message(n) for n in range(3))
+    assert most_buffered <= WriterStream.STREAMED_BYTES
+
+
+async def test_a_cancelled_large_message_is_still_written_whole() -> None:
+    stream, reader = await _pipe_stream(pause=0.001)
+    large = os.urandom(8 * WriterStream.STREAMED_BYTES)
+    sending = asyncio.ensure_future(stream.send_pieces([large]))
+    await asyncio.sleep(0.005)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    await stream.send_pieces([b"after"])  # held behind the rest of the large one
+    with anyio.fail_after(10):
+        while stream._streaming:
+            await asyncio.sleep(0.01)
+        await stream.drain()
+    await stream.aclose()
+    assert await reader.join() == large + b"after"
+
+
+async def test_a_large_argument_after_a_cancelled_one(conn: pushy.Session) -> None:
+    """The session stays usable when a large argument's sender is cancelled halfway."""
+    blob = os.urandom(48 * 1024 * 1024)
+    call = asyncio.ensure_future(conn.modules.builtins.len(blob))
+    await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    with anyio.fail_after(30):
+        assert await conn.modules.builtins.len(blob[:1000]) == 1000
+        assert await conn.modules.builtins.len(blob) == len(blob)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol, cast
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
@@ -73,6 +73,13 @@ class WriterStream(ByteSendStream):
     writes instead of a thousand. Held bytes stay in order with everything written after
     them.
 
+    A message of ``STREAMED_BYTES`` or more, sent with ``send_pieces`` to an asyncio
+    transport, is passed on in slices of that size, each once the transport has passed
+    on the one before: the transport would otherwise copy all that the pipe does not take
+    at once into a buffer of its own. Messages written meanwhile are held, and follow it.
+    If the sender is cancelled halfway, the rest of the message is still written (a
+    message cut short would garble the stream), and the cancellation goes on.
+
     Attributes:
         on_error: called with the error when the writer fails on bytes held from an
             earlier call (the call itself has returned); later calls raise it too.
@@ -81,6 +88,8 @@ class WriterStream(ByteSendStream):
     #: Held messages passed on together, at the most, and their bytes at the most.
     COALESCE_MESSAGES = 64
     COALESCE_BYTES = 256 * 1024
+    #: Messages at least this large are streamed in slices of this size.
+    STREAMED_BYTES = 1024 * 1024
 
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
@@ -95,6 +104,10 @@ class WriterStream(ByteSendStream):
         self._held_bytes = 0
         self._batch = 0  # held messages to pass on at once; 0: no burst
         self._turn_end_due = False  # _end_turn is scheduled
+        self._streaming = False  # a large message is being passed on in slices
+        self._finishing: asyncio.Task[None] | None = None  # ... by a task of its own
+        # Only asyncio's own transports take slices of a buffer (memoryviews) as they are.
+        self._streams = isinstance(self._transport, asyncio.WriteTransport)
         self._error: BaseException | None = None
         self.on_error: Callable[[BaseException], None] | None = None
 
@@ -104,9 +117,64 @@ class WriterStream(ByteSendStream):
 
     async def send_pieces(self, pieces: Sequence[bytes]) -> None:
         """Write the pieces in order (no other send comes between them), then wait while
-        the peer is not keeping up; large data is passed on without being joined."""
-        if self.write_nowait(pieces):
+        the peer is not keeping up; large data is passed on without being joined, and
+        streamed in slices (see the class)."""
+        if self._streams and not self._streaming and self._large(pieces):
+            await self._stream(pieces)
+        elif self.write_nowait(pieces):
             await self.drain()
+
+    def _large(self, pieces: Sequence[bytes]) -> bool:
+        return sum(map(len, pieces)) >= self.STREAMED_BYTES
+
+    async def _stream(self, pieces: Sequence[bytes]) -> None:
+        if self._error is not None:
+            raise anyio.BrokenResourceError from self._error
+        self._pass_on_held()
+        self._streaming = True
+        slices = self._slices(pieces)
+        try:
+            for piece in slices:
+                self._pass_on((piece,))
+                if self.backlogged():
+                    await self.drain()
+        except asyncio.CancelledError:
+            self._finishing = self._loop.create_task(self._finish(slices))
+            raise
+        except BaseException:
+            self._streaming = False
+            raise
+        self._end_stream()
+
+    def _slices(self, pieces: Sequence[bytes]) -> Iterator[bytes]:
+        size = self.STREAMED_BYTES
+        for piece in pieces:
+            if len(piece) <= size:
+                yield piece
+            else:  # asyncio's transports take slices of it as they take bytes
+                view = memoryview(piece)
+                for start in range(0, len(view), size):
+                    yield cast(bytes, view[start : start + size])
+
+    async def _finish(self, slices: Iterator[bytes]) -> None:
+        """The rest of a message whose sender was cancelled."""
+        try:
+            for piece in slices:
+                self._pass_on((piece,))
+                if self.backlogged():
+                    await self.drain()
+        except (anyio.BrokenResourceError, asyncio.CancelledError) as exc:
+            self._error = self._error or exc  # the stream is cut: nothing may follow
+            self._streaming = False
+            if self.on_error is not None:
+                self.on_error(exc)
+            return
+        self._end_stream()
+
+    def _end_stream(self) -> None:
+        self._streaming = False
+        self._finishing = None
+        self._pass_on_held()  # what was written meanwhile
 
     def write_nowait(self, pieces: Sequence[bytes]) -> bool:
         """Queue the pieces of one message in order; whether the caller should now
@@ -126,7 +194,7 @@ class WriterStream(ByteSendStream):
         Raises:
             anyio.BrokenResourceError: the writer failed, now or on held bytes before.
         """
-        if self.backlogged():
+        if self.backlogged() or (self._streams and self._large(pieces)):
             return False
         self._queue(pieces)
         return True
@@ -134,6 +202,9 @@ class WriterStream(ByteSendStream):
     def _queue(self, pieces: Sequence[bytes]) -> None:
         if self._error is not None:
             raise anyio.BrokenResourceError from self._error
+        if self._streaming:  # after the message being streamed
+            self._held += pieces
+            return
         if self._batch == 0:  # the first message of a burst: out at once
             self._batch = 1
             self._pass_on(pieces)
@@ -175,7 +246,7 @@ class WriterStream(ByteSendStream):
                 self.on_error(exc)
 
     def _pass_on_held(self) -> None:
-        if self._held:
+        if self._held and not self._streaming:
             held, self._held = self._held, []
             self._held_messages = self._held_bytes = 0
             self._pass_on((b"".join(held),) if len(held) > 1 else held)
