@@ -194,7 +194,8 @@ class WriterStream(ByteSendStream):
         Raises:
             anyio.BrokenResourceError: the writer failed, now or on held bytes before.
         """
-        if self.backlogged() or (self._streams and self._large(pieces)):
+        # A large frame comes as header and body (``frame_parts``); one piece is taken as is.
+        if self.backlogged() or (len(pieces) > 1 and self._streams and self._large(pieces)):
             return False
         self._queue(pieces)
         return True
