@@ -1,16 +1,22 @@
 """What is shipped to a remote runs on Python 3.8: nothing in it needs a newer version.
 
-The suite runs remotes on this CPython and on PyPy 3.9; no CPython 3.8 is at hand on the
-test machines, so ``vermin`` reads every shipped source (the remote packages, the loader
-and stage two of the bootstrap) for the language features and standard library names it
-uses, and the minimum version each needs.
+The suite runs remotes on this CPython and on PyPy 3.9. ``vermin`` reads every shipped
+source (the remote packages, the loader and stage two of the bootstrap) for the language
+features and standard library names it uses, and the minimum version each needs. Where
+older CPythons are installed (``pythonX.Y`` on the path, or under pyenv), a session also
+runs on each of them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import aiopushy
 from aiopushy import _bootstrap
@@ -47,3 +53,48 @@ def test_the_check_finds_what_3_8_lacks(tmp_path: Path) -> None:
     completed = vermin(tmp_path)
     assert completed.returncode != 0
     assert "removeprefix" in completed.stdout
+
+
+def _old_pythons() -> list[str]:
+    """Installed CPythons from 3.8 up to this one, by version."""
+    found = []
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for minor in range(8, sys.version_info[1]):
+        candidates = [shutil.which(f"python3.{minor}")]
+        candidates += sorted(map(str, pyenv.glob(f"3.{minor}.*/bin/python3.{minor}")))
+        for candidate in candidates:
+            if candidate and "/shims/" not in candidate and os.access(candidate, os.X_OK):
+                found.append(candidate)
+                break
+    return found
+
+
+OLD_PYTHONS = _old_pythons()
+
+
+def _a_remote_function(values: list[int]) -> dict[str, int]:
+    """Defined on the remote from its source: a call with values both ways."""
+    return {"sum": sum(values), "count": len(values)}
+
+
+@pytest.mark.skipif(not OLD_PYTHONS, reason="no older CPython installed")
+@pytest.mark.parametrize("python", OLD_PYTHONS)
+def test_a_session_runs_on_an_older_cpython(python: str) -> None:
+    async def run() -> None:
+        async with aiopushy.connect("local:", python=python, timeout=30) as conn:
+            version = await conn.modules.sys.version_info[:2]
+            assert tuple(version) == tuple(
+                int(part) for part in Path(python).name[len("python") :].split(".")
+            )
+            pid = conn.info["pid"]
+            assert (
+                await aiopushy.gather(*(conn.modules.os.getpid() for _ in range(50))) == [pid] * 50
+            )
+            blob = os.urandom(3 * 1024 * 1024)  # read into its own buffer, in place
+            assert await conn.modules.builtins.len(blob) == len(blob)
+            function = await conn.compile(_a_remote_function)
+            assert await function([1, 2, 3]) == {"sum": 6, "count": 3}
+            with pytest.raises(ZeroDivisionError):
+                await conn.eval("1 / 0")
+
+    asyncio.run(run())
