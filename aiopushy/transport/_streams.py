@@ -74,11 +74,12 @@ class WriterStream(ByteSendStream):
     them.
 
     A message of ``STREAMED_BYTES`` or more, sent with ``send_pieces`` to an asyncio
-    transport, is passed on in slices of that size, each once the transport has passed
-    on the one before: the transport would otherwise copy all that the pipe does not take
-    at once into a buffer of its own. Messages written meanwhile are held, and follow it.
-    If the sender is cancelled halfway, the rest of the message is still written (a
-    message cut short would garble the stream), and the cancellation goes on.
+    transport, is passed on in slices of that size, each once the transport holds little
+    of the one before (``drain``): the transport would otherwise copy all that the pipe
+    does not take at once into a buffer of its own (63 MiB of a 64 MiB argument).
+    Messages written meanwhile are held, and follow it. If the sender is cancelled
+    halfway, the rest of the message is still written (a message cut short would garble
+    the stream), and the cancellation goes on.
 
     Attributes:
         on_error: called with the error when the writer fails on bytes held from an
