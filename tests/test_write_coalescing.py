@@ -152,8 +152,13 @@ async def test_a_failed_held_write_ends_the_session_at_once(conn: pushy.Session)
             return getattr(real, name)
 
     stdin._writer = Breaking()
-    with anyio.fail_after(5), pytest.raises(pushy.ConnectionLost):
-        await asyncio.gather(*(conn.modules.time.sleep(0) for _ in range(3)))
+    with anyio.fail_after(5):  # every call's failure retrieved: none is left unseen
+        outcomes = await asyncio.gather(
+            *(conn.modules.time.sleep(0) for _ in range(3)), return_exceptions=True
+        )
+    # The first request went out before the pipe broke: its answer may have come first.
+    assert outcomes[0] is None or isinstance(outcomes[0], pushy.ConnectionLost)
+    assert [type(outcome) for outcome in outcomes[1:]] == [pushy.ConnectionLost] * 2
     assert conn.closed
 
 
@@ -193,6 +198,10 @@ async def test_a_large_message_is_streamed_and_others_follow_it() -> None:
     """Over a real pipe: the transport never holds much more than a slice of the large
     message, and messages written meanwhile arrive after it, in order."""
     stream, reader = await _pipe_stream(pause=0.001)
+    if not stream._streams:
+        await stream.aclose()
+        await reader.join()
+        pytest.skip("only asyncio's own transports are streamed to (not uvloop's)")
     large = os.urandom(8 * WriterStream.STREAMED_BYTES + 5)
     most_buffered = 0
 

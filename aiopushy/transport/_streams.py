@@ -73,10 +73,11 @@ class WriterStream(ByteSendStream):
     writes instead of a thousand. Held bytes stay in order with everything written after
     them.
 
-    A message of ``STREAMED_BYTES`` or more, sent with ``send_pieces`` to an asyncio
-    transport, is passed on in slices of that size, each once the transport holds little
-    of the one before (``drain``): the transport would otherwise copy all that the pipe
-    does not take at once into a buffer of its own (63 MiB of a 64 MiB argument).
+    A message of ``STREAMED_BYTES`` or more, sent with ``send_pieces`` to one of
+    asyncio's own transports (not uvloop's), is passed on in slices of that size, each
+    once the transport holds little of the one before (``drain``): the transport would
+    otherwise copy all that the pipe does not take at once into a buffer of its own (63
+    MiB of a 64 MiB argument).
     Messages written meanwhile are held, and follow it. If the sender is cancelled
     halfway, the rest of the message is still written (a message cut short would garble
     the stream), and the cancellation goes on.
