@@ -314,15 +314,10 @@ class LazyRef(RemoteNode):
 
     def _pushy_call(self, step: Step) -> LazyCall:
         self._pushy_used = True
-        return LazyCall(self._pushy_session, self._pushy_root, (*self._pushy_ops, step))
-
-    def __call__(self, *args: Any, **kwargs: Any) -> LazyCall:
-        self._pushy_used = True
         plain = self._pushy_plain
-        if plain is not None:
-            plain = None if args or kwargs else (*plain, None)
-        ops = (*self._pushy_ops, (m.EX_CALL, args, kwargs))
-        return LazyCall(self._pushy_session, self._pushy_root, ops, plain)
+        if plain is not None:  # step is (EX_CALL, args, kwargs): plain without arguments
+            plain = None if step[1] or step[2] else (*plain, None)
+        return LazyCall(self._pushy_session, self._pushy_root, (*self._pushy_ops, step), plain)
 
     def __await__(self) -> Generator[Any, None, Any]:
         self._pushy_used = True

@@ -96,18 +96,14 @@ _STEPS: dict[int, Callable[[Any, tuple[Any, ...]], Any]] = {
 
 def evaluate(root: Any, ops: tuple[Any, ...]) -> Any:
     """Apply each step of an expression to ``root`` (``None``: the modules)."""
-    steps = iter(ops)
-    obj = root
-    if root is None:
-        obj = MODULES
-        for step in steps:  # the module at once: Modules.__getattr__ costs an exception
-            if type(step) is str and step[:2] != "__":
-                obj = MODULES[step]
-            else:
-                steps = itertools.chain((step,), steps)
-            break
-    for step in steps:  # attribute steps come as bare names: the usual case
-        obj = get_attribute(obj, step) if type(step) is str else _STEPS[step[0]](obj, step)
+    obj = MODULES if root is None else root
+    for step in ops:  # attribute steps come as bare names: the usual case
+        if type(step) is not str:
+            obj = _STEPS[step[0]](obj, step)
+        elif obj is MODULES and step[:2] != "__":
+            obj = MODULES[step]  # what getattr would reach, after building an exception
+        else:
+            obj = get_attribute(obj, step)
     return obj
 
 

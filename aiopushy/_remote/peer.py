@@ -44,7 +44,8 @@ HANDOFF = 0.002
 IDLE = 0.1
 
 
-_REQUEST, _REQUEST_PUSHY, _RESULT = m.REQUEST, m.REQUEST_PUSHY, m.RESULT
+_REQUESTS = (m.REQUEST, m.REQUEST_PUSHY)
+_REQUEST_PUSHY, _RESULT = m.REQUEST_PUSHY, m.RESULT
 
 
 class PeerProxy:
@@ -109,9 +110,8 @@ class Peer:
         self._waiters: dict[int, _Waiter] = {}
         self._releases: list[tuple[int, int]] = []
         self._plain_requests: dict[bytes, Any] = {}
+        # Requests are returned before this table is consulted (see _next_request).
         self._frame_handlers: dict[int, Callable[[Frame], bool]] = {
-            m.REQUEST: lambda frame: True,
-            m.REQUEST_PUSHY: lambda frame: True,
             m.RESULT: self._answer,
             m.ERROR: self._answer,
             m.RELEASE: self._release,
@@ -279,9 +279,10 @@ class Peer:
             if frame is None:
                 self.stop("input closed")
                 return None
-            if frame[0] == _REQUEST:  # the usual case: the handler says as much
+            kind = frame[0]
+            if kind in _REQUESTS:  # to serve: the usual case
                 return frame
-            handler = self._frame_handlers.get(frame.kind)
+            handler = self._frame_handlers.get(kind)
             if handler is None:
                 self.stop(f"unexpected frame kind {frame.kind}")
                 return None
@@ -315,7 +316,7 @@ class Peer:
             body = self._encoders[rule].encode(self.operations.handle(op, args))
             kind = _RESULT
         except BaseException as exc:
-            body = self.encode(exception_info(exc))
+            body = self._encoders[rule].encode(exception_info(exc))
             kind = m.ERROR
         flush_standard_streams()
         try:

@@ -136,10 +136,7 @@ class WriterStream(ByteSendStream):
         self._streaming = True
         slices = self._slices(pieces)
         try:
-            for piece in slices:
-                self._pass_on((piece,))
-                if self.backlogged():
-                    await self.drain()
+            await self._pass_on_slices(slices)
         except asyncio.CancelledError:
             self._finishing = self._loop.create_task(self._finish(slices))
             raise
@@ -158,13 +155,16 @@ class WriterStream(ByteSendStream):
                 for start in range(0, len(view), size):
                     yield cast(bytes, view[start : start + size])
 
+    async def _pass_on_slices(self, slices: Iterator[bytes]) -> None:
+        for piece in slices:
+            self._pass_on((piece,))
+            if self.backlogged():
+                await self.drain()
+
     async def _finish(self, slices: Iterator[bytes]) -> None:
         """The rest of a message whose sender was cancelled."""
         try:
-            for piece in slices:
-                self._pass_on((piece,))
-                if self.backlogged():
-                    await self.drain()
+            await self._pass_on_slices(slices)
         except (anyio.BrokenResourceError, asyncio.CancelledError) as exc:
             self._error = self._error or exc  # the stream is cut: nothing may follow
             self._streaming = False
